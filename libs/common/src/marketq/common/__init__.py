@@ -1,0 +1,1 @@
+"""marketq.common: settings, Celery app, job catalog, database, calendars, providers."""

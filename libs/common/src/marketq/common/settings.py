@@ -1,0 +1,209 @@
+"""Process configuration: every setting is a ``MARKETQ_`` environment variable.
+
+Secrets (Redis and database URLs with passwords) come from the environment or from a
+mounted file: ``MARKETQ_<NAME>_FILE=/path`` reads the value from that file, which is how a
+Kubernetes Secret mounted as a volume is consumed without putting it in the pod spec.
+
+Every field here is listed in ``docs/configuration.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from marketq.common.queues import Queue
+
+DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "XOM", "JNJ", "SPY")
+
+
+class QueueOptions(BaseModel):
+    """Worker options for the Deployment that consumes one queue."""
+
+    concurrency: int = Field(default=2, ge=1, le=64, description="Pool processes.")
+    max_tasks_per_child: int | None = Field(
+        default=None, ge=1, description="Recycle a pool process after this many tasks."
+    )
+    max_memory_per_child_kb: int | None = Field(
+        default=None, ge=1024, description="Recycle a pool process above this resident size."
+    )
+    max_time_limit_seconds: int | None = Field(
+        default=None,
+        ge=2,
+        description="Cap on the hard time limit of every job on this queue (catalog value "
+        "otherwise). Lowering it also lowers the derived visibility timeout.",
+    )
+
+
+class PerQueueOptions(BaseModel):
+    market_hours: QueueOptions = QueueOptions(concurrency=2)
+    daily: QueueOptions = QueueOptions(concurrency=2)
+    periodic: QueueOptions = QueueOptions(concurrency=2)
+    default: QueueOptions = QueueOptions(concurrency=2)
+
+    def for_queue(self, queue: Queue) -> QueueOptions:
+        options: QueueOptions = getattr(self, queue.value)
+        return options
+
+
+class Settings(BaseSettings):
+    """All marketq settings. Field names map to ``MARKETQ_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MARKETQ_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- stores -----------------------------------------------------------------
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis for the broker and results unless the two below are set. "
+        "redis://user:password@host:port/db and rediss:// (TLS) both work.",
+    )
+    broker_url: str | None = Field(default=None, description="Broker URL; defaults to redis_url.")
+    result_backend_url: str | None = Field(
+        default=None, description="Result store URL; defaults to redis_url."
+    )
+    redis_tls_ca_file: str | None = Field(
+        default=None, description="CA bundle to verify rediss:// servers (system store if unset)."
+    )
+    redis_key_prefix: str = Field(
+        default="marketq:", description="Prefix of every key marketq writes to Redis."
+    )
+    database_url: str = Field(
+        default="sqlite:///./var/marketq.db",
+        description="SQLAlchemy URL. postgresql+psycopg://user:pass@host/db in production.",
+    )
+
+    # --- market data ------------------------------------------------------------
+    provider: Literal["synthetic"] = Field(
+        default="synthetic", description="Market-data provider adapter."
+    )
+    provider_seed: int = Field(
+        default=0, description="Seed of the synthetic provider: same seed, same numbers."
+    )
+    exchange: str = Field(default="XNYS", description="exchange-calendars code of the exchange.")
+    exchange_timezone: str | None = Field(
+        default=None,
+        description="IANA zone schedules are written in; the exchange calendar's own if unset.",
+    )
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_SYMBOLS,
+        description="Default symbol universe of scheduled jobs (comma separated).",
+    )
+    portfolio_symbols_limit: int = Field(
+        default=500, ge=1, description="Most positions a portfolio job handles in one run."
+    )
+
+    # --- delivery ---------------------------------------------------------------
+    queues: PerQueueOptions = Field(
+        default_factory=PerQueueOptions,
+        description="Per-queue worker options, e.g. MARKETQ_QUEUES__DAILY__CONCURRENCY=4.",
+    )
+    visibility_timeout_margin_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Added to twice the longest hard time limit to give the visibility "
+        "timeout (a message may wait up to half of it for its ETA, then run to its limit).",
+    )
+    unacked_restore_interval_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="How often a worker sweeps for messages whose visibility timeout passed.",
+    )
+    worker_soft_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, running tasks get this long before their messages are "
+        "re-queued. Keep it below the pod's termination grace period.",
+    )
+    broker_socket_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Socket timeout of broker and result connections."
+    )
+    broker_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Connect timeout of broker and result connections."
+    )
+    result_expires_seconds: int = Field(
+        default=86_400, ge=60, description="Task results expire from Redis after this long."
+    )
+
+    # --- data lifecycle ---------------------------------------------------------
+    ledger_retention_days: int = Field(
+        default=30, ge=1, description="cleanup deletes finished task_runs older than this."
+    )
+    news_retention_days: int = Field(
+        default=90, ge=1, description="cleanup deletes news articles older than this."
+    )
+    quote_retention_days: int = Field(
+        default=30, ge=1, description="cleanup deletes intraday quotes older than this."
+    )
+    signal_ttl_hours: int = Field(
+        default=24, ge=1, description="A trading signal expires this long after it is made."
+    )
+    import_dir: str = Field(
+        default="./var/imports",
+        description="data_import reads files given by path from under this directory only.",
+    )
+    import_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest CSV data_import accepts."
+    )
+
+    # --- process ----------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every marketq process."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        """``MARKETQ_X_FILE`` supplies ``x`` from a mounted file unless ``MARKETQ_X`` is set."""
+        if not isinstance(data, dict):
+            return data
+        for name in ("redis_url", "broker_url", "result_backend_url", "database_url"):
+            path = os.environ.get(f"MARKETQ_{name.upper()}_FILE")
+            if path and name not in data and f"MARKETQ_{name.upper()}" not in os.environ:
+                data[name] = Path(path).read_text(encoding="utf-8").strip()
+        return data
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(s.strip().upper() for s in value.split(",") if s.strip())
+        return value
+
+    @field_validator("redis_url", "broker_url", "result_backend_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def effective_result_backend_url(self) -> str:
+        return self.result_backend_url or self.redis_url
+
+    @property
+    def timezone(self) -> str:
+        if self.exchange_timezone:
+            return self.exchange_timezone
+        from marketq.common.calendar import exchange_calendar
+
+        return str(exchange_calendar(self.exchange).tz)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""marketq HTTP API. The API issue fills this package."""

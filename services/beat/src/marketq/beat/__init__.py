@@ -1,0 +1,1 @@
+"""marketq scheduler. The beat issue fills this package."""

@@ -1,0 +1,1 @@
+"""marketq.worker: job implementations and the per-queue worker entrypoint."""

@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.postgres",
+    "tests.fixtures.redis",
+    "tests.fixtures.workers",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from marketq.common import params as p
 from marketq.common.queues import Queue
@@ -59,6 +60,7 @@ class JobSpec:
     rate_limit: str | None = None  # Celery syntax per worker process, e.g. "30/m"
     expires_seconds: int | None = None  # drop a message still queued after this long
     any_queue: bool = False  # may be sent to any queue (probes)
+    example: Mapping[str, Any] = field(default_factory=dict)  # valid params, for docs/tests
 
     def __post_init__(self) -> None:
         if not 0 < self.soft_time_limit < self.time_limit:
@@ -82,6 +84,7 @@ _JOBS: tuple[JobSpec, ...] = (
         time_limit=55,
         retry=_FAST,
         expires_seconds=120,
+        example={"symbols": ["AAPL", "MSFT"]},
     ),
     JobSpec(
         name="options_chain",
@@ -94,6 +97,7 @@ _JOBS: tuple[JobSpec, ...] = (
         time_limit=280,
         retry=_FAST,
         expires_seconds=600,
+        example={"symbols": ["AAPL"], "expirations": 2, "strikes_per_side": 5},
     ),
     # --- daily: after the close ------------------------------------------------------
     JobSpec(
@@ -104,6 +108,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="30 17 * * *", trading_days_only=True),
         soft_time_limit=600,
         time_limit=660,
+        example={"symbols": ["AAPL"], "lookback_days": 10},
     ),
     JobSpec(
         name="technical_indicators",
@@ -113,6 +118,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(after="historical_prices"),
         soft_time_limit=600,
         time_limit=660,
+        example={"symbols": ["AAPL"]},
     ),
     JobSpec(
         name="trading_signals",
@@ -122,6 +128,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(after="technical_indicators"),
         soft_time_limit=300,
         time_limit=360,
+        example={"symbols": ["AAPL"]},
     ),
     JobSpec(
         name="portfolio_snapshot",
@@ -131,6 +138,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="30 16 * * *", trading_days_only=True),
         soft_time_limit=600,
         time_limit=660,
+        example={},
     ),
     JobSpec(
         name="fundamentals",
@@ -141,6 +149,7 @@ _JOBS: tuple[JobSpec, ...] = (
         soft_time_limit=600,
         time_limit=660,
         rate_limit="30/m",
+        example={"symbols": ["AAPL"], "periods": 4},
     ),
     JobSpec(
         name="dividends",
@@ -150,6 +159,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="0 19 * * *"),
         soft_time_limit=600,
         time_limit=660,
+        example={"symbols": ["AAPL"], "lookback_days": 365},
     ),
     JobSpec(
         name="earnings_transcripts",
@@ -159,6 +169,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="0 20 * * *"),
         soft_time_limit=600,
         time_limit=660,
+        example={"symbols": ["AAPL"]},
     ),
     JobSpec(
         name="economic_indicators",
@@ -168,6 +179,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="0 21 * * *"),
         soft_time_limit=600,
         time_limit=660,
+        example={"series": ["CPI", "UNRATE"], "lookback_days": 365},
     ),
     # --- periodic: through the day, every day -----------------------------------
     JobSpec(
@@ -176,6 +188,7 @@ _JOBS: tuple[JobSpec, ...] = (
         params=p.EarningsParams,
         description="Reported and estimated earnings per quarter.",
         schedule=Schedule(cron="0 */6 * * *"),
+        example={"symbols": ["AAPL"], "quarters": 4},
     ),
     JobSpec(
         name="earnings_calendar",
@@ -183,6 +196,7 @@ _JOBS: tuple[JobSpec, ...] = (
         params=p.EarningsCalendarParams,
         description="Upcoming earnings dates.",
         schedule=Schedule(cron="0 */12 * * *"),
+        example={"symbols": ["AAPL", "MSFT"], "days_ahead": 90},
     ),
     JobSpec(
         name="news",
@@ -193,6 +207,7 @@ _JOBS: tuple[JobSpec, ...] = (
         soft_time_limit=240,
         time_limit=280,
         expires_seconds=1800,
+        example={"symbols": ["AAPL"], "lookback_hours": 24},
     ),
     JobSpec(
         name="economic_events",
@@ -200,6 +215,7 @@ _JOBS: tuple[JobSpec, ...] = (
         params=p.EconomicEventsParams,
         description="Upcoming economic releases and central-bank events.",
         schedule=Schedule(cron="0 */12 * * *"),
+        example={"days_ahead": 14},
     ),
     JobSpec(
         name="company_info",
@@ -207,6 +223,7 @@ _JOBS: tuple[JobSpec, ...] = (
         params=p.CompanyInfoParams,
         description="Company profiles (name, sector, industry, size).",
         schedule=Schedule(cron="0 22 * * 0"),
+        example={"symbols": ["AAPL"]},
     ),
     JobSpec(
         name="expire_signals",
@@ -216,6 +233,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="5 * * * *"),
         soft_time_limit=120,
         time_limit=150,
+        example={},
     ),
     JobSpec(
         name="cleanup",
@@ -225,6 +243,7 @@ _JOBS: tuple[JobSpec, ...] = (
         schedule=Schedule(cron="15 3 * * *"),
         soft_time_limit=600,
         time_limit=660,
+        example={"dry_run": True},
     ),
     # --- default: on demand -----------------------------------------------------------
     JobSpec(
@@ -236,6 +255,7 @@ _JOBS: tuple[JobSpec, ...] = (
         time_limit=180,
         retry=RetryPolicy(max_retries=0),
         any_queue=True,
+        example={"sleep_seconds": 0},
     ),
     JobSpec(
         name="data_import",
@@ -245,6 +265,7 @@ _JOBS: tuple[JobSpec, ...] = (
         soft_time_limit=840,
         time_limit=900,
         retry=RetryPolicy(max_retries=1),
+        example={"dataset": "daily_bars", "content": "symbol,date,open,high,low,close,volume\nAAPL,2026-11-20,190.1,192.5,189.7,191.9,51234000\n"},
     ),
     JobSpec(
         name="portfolio_report",
@@ -253,6 +274,7 @@ _JOBS: tuple[JobSpec, ...] = (
         description="Performance and allocation report of one portfolio.",
         soft_time_limit=300,
         time_limit=360,
+        example={"portfolio_id": 1},
     ),
 )
 

@@ -172,16 +172,22 @@ class DataImportParams(JobParams):
         max_length=1024,
         description="A file under MARKETQ_IMPORT_DIR (relative path) instead of content.",
     )
-    portfolio_id: int | None = Field(
-        default=None, ge=1, description="Portfolio the positions belong to (positions only)."
+    portfolio: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Name of the portfolio the positions belong to (positions only; created "
+        "if it does not exist). The file replaces the portfolio's positions.",
     )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.content is None) == (self.path is None):
             raise ValueError("give exactly one of content and path")
-        if self.dataset == "positions" and self.portfolio_id is None:
-            raise ValueError("portfolio_id is required for dataset 'positions'")
+        if self.dataset == "positions" and self.portfolio is None:
+            raise ValueError("portfolio is required for dataset 'positions'")
+        if self.dataset != "positions" and self.portfolio is not None:
+            raise ValueError("portfolio applies to dataset 'positions' only")
         return self
 
 

@@ -1,0 +1,55 @@
+# marketq developer commands. `make up` runs the stack, `make test` runs every check.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/uv/bin/uv)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+.PHONY: bootstrap-up bootstrap-test
+bootstrap-up:
+	@scripts/bootstrap.sh up
+bootstrap-test:
+	@scripts/bootstrap.sh test
+
+.PHONY: sync
+sync:  ## create/refresh .venv from uv.lock
+	@$(UV) sync --frozen --quiet
+
+.PHONY: up
+up: bootstrap-up sync  ## run Redis (unless MARKETQ_REDIS_URL), migrations and a worker per queue
+	@$(UV) run --frozen python scripts/devstack.py
+
+.PHONY: lint
+lint: sync  ## ruff lint and format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+.PHONY: typecheck
+typecheck: sync  ## mypy (strict on libs/common)
+	$(UV) run --frozen mypy libs/common/src
+	$(UV) run --frozen mypy --config-file services/worker/mypy.ini services/worker/src
+
+.PHONY: test-unit
+test-unit: bootstrap-test sync  ## fast tests (no worker processes)
+	$(UV) run --frozen pytest tests/unit -q -n $(PYTEST_WORKERS)
+
+.PHONY: test-integration
+test-integration: bootstrap-test sync  ## real redis-server + celery workers, incl. failure modes
+	$(UV) run --frozen pytest tests/integration -q -n $(PYTEST_WORKERS)
+
+.PHONY: test
+test: bootstrap-test sync lint typecheck  ## everything: lint, types, unit, integration
+	$(UV) run --frozen pytest -q -n $(PYTEST_WORKERS)
+
+.PHONY: fmt
+fmt: sync  ## apply ruff fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+.PHONY: clean
+clean:  ## remove local state (database, logs, Redis dir)
+	rm -rf var

@@ -1,0 +1,191 @@
+"""Schema migrations (Alembic), driven programmatically.
+
+The migration scripts ship inside this package (``marketq/common/db/migrations``) and the
+Alembic configuration is built here, so migrations run from an installed wheel with no
+``alembic.ini``: ``marketq db upgrade`` or :func:`upgrade`.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, MetaData
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from marketq.common.db.engine import create_db_engine
+from marketq.common.db.models import Base
+from marketq.common.db.types import UTCDateTime
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "NotAtHeadError",
+    "alembic_config",
+    "check",
+    "compare",
+    "context_options",
+    "current",
+    "downgrade",
+    "head",
+    "render_item",
+    "revision",
+    "upgrade",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class NotAtHeadError(RuntimeError):
+    """The database is not at the newest migration, so it cannot be compared to the models."""
+
+
+def _url_string(url: str | URL) -> str:
+    return make_url(url).render_as_string(hide_password=False)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic ``Config`` for marketq's migrations, optionally bound to ``url``.
+
+    ``env.py`` reads the URL from ``config.attributes["url"]`` (or the ``sqlalchemy.url``
+    main option), never from a global or the environment.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        rendered = _url_string(url)
+        config.attributes["url"] = rendered
+        # configparser interpolates "%": URL-encoded passwords must be escaped.
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render marketq's own column types as plain SQLAlchemy types in migration scripts.
+
+    Migrations must not import application code that may change later; a
+    :class:`UTCDateTime` is a ``DateTime(timezone=True)`` in the database.
+    """
+    if type_ != "type":
+        return False
+    if isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if isinstance(obj, JSON) and isinstance(obj._variant_mapping.get("postgresql"), JSONB):
+        # Alembic renders JSONB's astext_type inside a variant without the "sa." prefix.
+        autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+        return 'sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")'
+    return False
+
+
+def context_options(dialect_name: str) -> dict[str, Any]:
+    """``MigrationContext`` options shared by ``env.py`` and :func:`compare`."""
+    return {
+        "compare_type": True,
+        "render_as_batch": dialect_name == "sqlite",
+        "render_item": render_item,
+    }
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Migrate the database at ``url`` up to ``revision`` (default: the newest)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | URL, revision: str) -> None:
+    """Migrate the database at ``url`` down to ``revision`` (``"base"``: drop everything)."""
+    command.downgrade(alembic_config(url), revision)
+
+
+def head() -> str:
+    """The newest revision shipped with this package."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"expected one migration head, found {heads}")
+    return heads[0]
+
+
+def current(url: str | URL) -> str | None:
+    """The revision the database at ``url`` is at (None: never migrated)."""
+    engine = create_db_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def compare(url: str | URL, metadata: MetaData | None = None) -> list[Any]:
+    """Differences between the database at ``url`` and ``metadata`` (default: the models).
+
+    The items are Alembic autogenerate diffs, e.g. ``("add_column", None, "quotes", Column)``.
+    """
+    target = Base.metadata if metadata is None else metadata
+    engine = create_db_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            options = context_options(connection.dialect.name)
+            options["target_metadata"] = target
+            context = MigrationContext.configure(connection, opts=options)
+            diffs: list[Any] = compare_metadata(context, target)
+            return diffs
+    finally:
+        engine.dispose()
+
+
+def check(url: str | URL | None = None, metadata: MetaData | None = None) -> list[Any]:
+    """Differences between the models and what the migrations build; empty means in sync.
+
+    With ``url``, that database must be at head (:class:`NotAtHeadError` otherwise) and is
+    only read. Without it, a scratch SQLite database is migrated to head and compared.
+    """
+    if url is None:
+        with tempfile.TemporaryDirectory(prefix="marketq-check-") as scratch:
+            scratch_url = f"sqlite:///{Path(scratch) / 'check.db'}"
+            upgrade(scratch_url)
+            return compare(scratch_url, metadata)
+    at, newest = current(url), head()
+    if at != newest:
+        raise NotAtHeadError(
+            f"the database is at revision {at or '(none)'} but the newest is {newest}; "
+            "run `marketq db upgrade` first"
+        )
+    return compare(url, metadata)
+
+
+def _next_revision_id() -> str:
+    numbers = [
+        int(match.group(1))
+        for path in (MIGRATIONS_DIR / "versions").glob("*.py")
+        if (match := re.match(r"(\d+)_", path.name))
+    ]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def revision(message: str, *, rev_id: str | None = None) -> Path:
+    """Autogenerate a migration from the model changes; returns the new script's path.
+
+    A scratch SQLite database is migrated to head and compared with the models; the
+    operations are rendered in batch mode, which PostgreSQL runs as plain ``ALTER``s.
+    Review the script before committing it.
+    """
+    with tempfile.TemporaryDirectory(prefix="marketq-revision-") as scratch:
+        scratch_url = f"sqlite:///{Path(scratch) / 'revision.db'}"
+        upgrade(scratch_url)
+        script = command.revision(
+            alembic_config(scratch_url),
+            message=message,
+            autogenerate=True,
+            rev_id=rev_id or _next_revision_id(),
+        )
+    if script is None or isinstance(script, list):
+        raise RuntimeError("alembic did not produce exactly one revision script")
+    return Path(script.path)

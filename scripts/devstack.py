@@ -1,0 +1,142 @@
+"""`make up`: the whole marketq stack on one machine, stopped with Ctrl-C.
+
+Uses MARKETQ_REDIS_URL when it is set, else starts a private redis-server on a free
+loopback port (data under var/redis). Migrates the database (SQLite under var/ unless
+MARKETQ_DATABASE_URL is set), starts one worker per queue exactly as the containers do
+(`marketq-worker --queue <name>`), prints where everything runs, and stops every process
+it started, by PID, when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+QUEUES = ("market_hours", "daily", "periodic", "default")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server not found: sudo apt-get install -y redis-server "
+                 "(or set MARKETQ_REDIS_URL to an existing Redis)")
+    port = free_port()
+    data = VAR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    log = (VAR / "log" / "redis.log").open("ab")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+         "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    processes.append(("redis", proc))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"redis-server did not start; see {VAR / 'log' / 'redis.log'}")
+
+
+def wait_ready(name: str, log_path: Path, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited with {proc.returncode}; see {log_path}")
+        if "ready." in log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    sys.exit(f"{name} not ready after {timeout:.0f} s; see {log_path}")
+
+
+def stop(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    for _name, proc in reversed(processes):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for name, proc in reversed(processes):
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"  {name} did not stop in time; killing pid {proc.pid}")
+            proc.kill()
+
+
+def main() -> None:
+    (VAR / "log").mkdir(parents=True, exist_ok=True)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    env = dict(os.environ)
+    env.setdefault("MARKETQ_DATABASE_URL", f"sqlite:///{VAR / 'marketq.db'}")
+    env.setdefault("MARKETQ_IMPORT_DIR", str(VAR / "imports"))
+    Path(env["MARKETQ_IMPORT_DIR"]).mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+
+    def shutdown(signum: int, _frame: object) -> None:
+        print("\nstopping marketq ...")
+        stop(processes)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
+
+    if env.get("MARKETQ_REDIS_URL"):
+        redis_where = f"{env['MARKETQ_REDIS_URL'].split('@')[-1]} (MARKETQ_REDIS_URL)"
+    else:
+        env["MARKETQ_REDIS_URL"] = start_redis(processes)
+        redis_where = f"{env['MARKETQ_REDIS_URL']} (pid {processes[-1][1].pid}, data in var/redis)"
+
+    subprocess.run([str(bin_dir / "marketq"), "db", "upgrade"], env=env, check=True)
+    subprocess.run([str(bin_dir / "marketq"), "db", "seed-demo"], env=env, check=True)
+
+    workers = []
+    for queue in QUEUES:
+        log_path = VAR / "log" / f"worker-{queue}.log"
+        log_path.write_bytes(b"")
+        proc = subprocess.Popen(
+            [str(bin_dir / "marketq-worker"), "--queue", queue,
+             "--hostname", f"{queue}@{socket.gethostname()}"],
+            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        processes.append((f"worker-{queue}", proc))
+        workers.append((queue, proc, log_path))
+    for queue, proc, log_path in workers:
+        wait_ready(f"worker {queue}", log_path, proc, timeout=90)
+
+    print("\nmarketq is running (Ctrl-C stops everything)\n")
+    print(f"  redis      {redis_where}")
+    print(f"  database   {env['MARKETQ_DATABASE_URL']}")
+    for queue, proc, log_path in workers:
+        print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path.relative_to(ROOT)}")
+    print("\ntrigger a job (another shell):\n")
+    print(f"  export MARKETQ_REDIS_URL={env['MARKETQ_REDIS_URL']} "
+          f"MARKETQ_DATABASE_URL={env['MARKETQ_DATABASE_URL']}")
+    print("  uv run marketq submit stock_quotes --param symbols=AAPL,MSFT --wait\n")
+    while True:
+        for name, proc in processes:
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping the stack")
+                stop(processes)
+                sys.exit(1)
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Company data: statements, dividends, earnings, transcripts, profiles."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from marketq.common.db.models import (
+    CompanyInfo,
+    DividendRow,
+    EarningsRow,
+    EarningsTranscriptRow,
+    FundamentalsRow,
+)
+from marketq.common.params import (
+    CompanyInfoParams,
+    DividendsParams,
+    EarningsParams,
+    EarningsTranscriptsParams,
+    FundamentalsParams,
+)
+from marketq.worker.context import JobContext
+from marketq.worker.jobs._rows import as_rows, write
+from marketq.worker.registry import JobResult, implements
+
+
+@implements("fundamentals")
+def fundamentals(ctx: JobContext, params: FundamentalsParams) -> JobResult:
+    symbols = ctx.symbols(params.symbols)
+    total = 0
+    for done, symbol in enumerate(symbols, start=1):
+        statements = ctx.provider.fundamentals(symbol, ctx.today, params.periods)
+        with ctx.transaction() as session:
+            total += write(session, FundamentalsRow, as_rows(statements))
+        ctx.progress(done, len(symbols))
+    return {"symbols": len(symbols), "rows": total}
+
+
+@implements("dividends")
+def dividends(ctx: JobContext, params: DividendsParams) -> JobResult:
+    end = ctx.today
+    start = end - timedelta(days=params.lookback_days)
+    symbols = ctx.symbols(params.symbols)
+    total = 0
+    for done, symbol in enumerate(symbols, start=1):
+        paid = ctx.provider.dividends(symbol, start, end)
+        with ctx.transaction() as session:
+            total += write(session, DividendRow, as_rows(paid))
+        ctx.progress(done, len(symbols))
+    return {"symbols": len(symbols), "rows": total}
+
+
+@implements("earnings")
+def earnings(ctx: JobContext, params: EarningsParams) -> JobResult:
+    symbols = ctx.symbols(params.symbols)
+    total = 0
+    for done, symbol in enumerate(symbols, start=1):
+        reports = ctx.provider.earnings(symbol, ctx.today, params.quarters)
+        with ctx.transaction() as session:
+            total += write(session, EarningsRow, as_rows(reports))
+        ctx.progress(done, len(symbols))
+    return {"symbols": len(symbols), "rows": total}
+
+
+def last_completed_quarter(day: date) -> str:
+    """'2026Q3' for any day in the fourth calendar quarter of 2026."""
+    quarter = (day.month - 1) // 3  # 0-based quarter of `day`; the previous one is done
+    if quarter == 0:
+        return f"{day.year - 1}Q4"
+    return f"{day.year}Q{quarter}"
+
+
+@implements("earnings_transcripts")
+def earnings_transcripts(ctx: JobContext, params: EarningsTranscriptsParams) -> JobResult:
+    period = params.fiscal_period or last_completed_quarter(ctx.today)
+    symbols = ctx.symbols(params.symbols)
+    rows = []
+    for done, symbol in enumerate(symbols, start=1):
+        transcript = ctx.provider.earnings_transcript(symbol, period)
+        rows.extend(as_rows([transcript], word_count=len(transcript.content.split())))
+        ctx.progress(done, len(symbols))
+    with ctx.transaction() as session:
+        total = write(session, EarningsTranscriptRow, rows)
+    return {"fiscal_period": period, "symbols": len(symbols), "rows": total}
+
+
+@implements("company_info")
+def company_info(ctx: JobContext, params: CompanyInfoParams) -> JobResult:
+    symbols = ctx.symbols(params.symbols)
+    profiles = []
+    for done, symbol in enumerate(symbols, start=1):
+        profiles.append(ctx.provider.company_profile(symbol))
+        ctx.progress(done, len(symbols))
+    with ctx.transaction() as session:
+        total = write(session, CompanyInfo, as_rows(profiles))
+    return {"symbols": len(symbols), "rows": total}

@@ -29,9 +29,8 @@ lint: sync  ## ruff lint and format check
 	$(UV) run --frozen ruff format --check .
 
 .PHONY: typecheck
-typecheck: sync  ## mypy (strict on libs/common)
-	$(UV) run --frozen mypy libs/common/src
-	$(UV) run --frozen mypy --config-file services/worker/mypy.ini services/worker/src
+typecheck: sync  ## mypy --strict on libs/common and the services
+	$(UV) run --frozen mypy libs/common/src services/worker/src services/api/src services/beat/src
 
 .PHONY: test-unit
 test-unit: bootstrap-test sync  ## fast tests (no worker processes)
@@ -53,3 +52,7 @@ fmt: sync  ## apply ruff fixes and formatting
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)
 	rm -rf var
+
+.PHONY: docs
+docs: sync  ## regenerate generated documentation (settings table)
+	$(UV) run --frozen python -c "from pathlib import Path; from marketq.common.settings_docs import replace_table; p = Path('docs/configuration.md'); p.write_text(replace_table(p.read_text()))"

@@ -32,16 +32,32 @@ def free_port() -> int:
 def start_redis(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> str:
     binary = shutil.which("redis-server")
     if binary is None:
-        sys.exit("redis-server not found: sudo apt-get install -y redis-server "
-                 "(or set MARKETQ_REDIS_URL to an existing Redis)")
+        sys.exit(
+            "redis-server not found: sudo apt-get install -y redis-server "
+            "(or set MARKETQ_REDIS_URL to an existing Redis)"
+        )
     port = free_port()
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     log = (VAR / "log" / "redis.log").open("ab")
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     processes.append(("redis", proc))
     deadline = time.monotonic() + 10
@@ -111,9 +127,17 @@ def main() -> None:
         log_path = VAR / "log" / f"worker-{queue}.log"
         log_path.write_bytes(b"")
         proc = subprocess.Popen(
-            [str(bin_dir / "marketq-worker"), "--queue", queue,
-             "--hostname", f"{queue}@{socket.gethostname()}"],
-            env=env, stdout=log_path.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT,
+            [
+                str(bin_dir / "marketq-worker"),
+                "--queue",
+                queue,
+                "--hostname",
+                f"{queue}@{socket.gethostname()}",
+            ],
+            env=env,
+            stdout=log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
         processes.append((f"worker-{queue}", proc))
         workers.append((queue, proc, log_path))
@@ -126,8 +150,10 @@ def main() -> None:
     for queue, proc, log_path in workers:
         print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path.relative_to(ROOT)}")
     print("\ntrigger a job (another shell):\n")
-    print(f"  export MARKETQ_REDIS_URL={env['MARKETQ_REDIS_URL']} "
-          f"MARKETQ_DATABASE_URL={env['MARKETQ_DATABASE_URL']}")
+    print(
+        f"  export MARKETQ_REDIS_URL={env['MARKETQ_REDIS_URL']} "
+        f"MARKETQ_DATABASE_URL={env['MARKETQ_DATABASE_URL']}"
+    )
     print("  uv run marketq submit stock_quotes --param symbols=AAPL,MSFT --wait\n")
     while True:
         for name, proc in processes:

@@ -48,8 +48,15 @@ def seed_portfolio(stack: Stack) -> int:
         session.add(portfolio)
         session.flush()
         for symbol, quantity, cost in (("AAPL", 10, 1500.0), ("MSFT", 5, 1800.0)):
-            session.add(models.Position(portfolio_id=portfolio.id, symbol=symbol,
-                                        quantity=quantity, cost_basis=cost, updated_at=now))
+            session.add(
+                models.Position(
+                    portfolio_id=portfolio.id,
+                    symbol=symbol,
+                    quantity=quantity,
+                    cost_basis=cost,
+                    updated_at=now,
+                )
+            )
         return portfolio.id
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     func,
     insert,
     select,
@@ -92,6 +93,12 @@ def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def _checked_in(engine: Engine) -> int:
+    """Connections idle in the engine's pool."""
+    count: int = engine.pool.checkedin()  # type: ignore[attr-defined]
+    return count
 
 
 def _ids(models: list[type[Base]]) -> list[str]:
@@ -467,7 +474,7 @@ def test_deleting_a_portfolio_cascades(sessions: Any, portfolio_id: int) -> None
     with sessions.begin() as session:
         upsert(session, Position, [row])
     with sessions.begin() as session:
-        session.execute(Portfolio.__table__.delete().where(Portfolio.id == portfolio_id))
+        session.execute(delete(Portfolio).where(Portfolio.id == portfolio_id))
     with sessions() as session:
         assert session.scalars(select(Position)).all() == []
 
@@ -544,7 +551,7 @@ def test_sqlite_engine_settings(tmp_path: Path) -> None:
 def test_postgres_engine_pings(postgres_url: str) -> None:
     engine = create_db_engine(postgres_url)
     try:
-        assert engine.pool._pre_ping  # type: ignore[attr-defined]
+        assert engine.pool._pre_ping
         with engine.connect() as connection:
             assert connection.execute(text("SELECT 1")).scalar() == 1
     finally:
@@ -573,13 +580,13 @@ def test_forked_child_opens_its_own_connections(db_url: str) -> None:
             parent_id = connection.execute(
                 text("SELECT pg_backend_pid()" if "postgres" in db_url else "SELECT 1")
             ).scalar()
-        assert engine.pool.checkedin() == 1
+        assert _checked_in(engine) == 1
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: report, never return into pytest
             code = 1
             try:
-                ok = engine.pool.checkedin() == 0
+                ok = _checked_in(engine) == 0
                 with engine.connect() as connection:
                     fresh = connection.connection.dbapi_connection is not parent_conn
                     child_id = connection.execute(
@@ -609,11 +616,51 @@ def test_dispose_after_fork_keeps_parent_connection_open(db_url: str) -> None:
     try:
         with engine.connect() as connection:
             raw = connection.connection.dbapi_connection
+        assert raw is not None
         db_engine.dispose_after_fork()
-        assert engine.pool.checkedin() == 0
+        assert _checked_in(engine) == 0
         cursor = raw.cursor()  # not closed: only forgotten
         cursor.execute("SELECT 1")
-        assert cursor.fetchone()[0] == 1
+        assert cursor.fetchone() == (1,)
         raw.close()
+    finally:
+        engine.dispose()
+
+
+def _write_quotes(url: str, worker: int, transactions: int) -> None:
+    engine = create_db_engine(url)
+    sessions = session_factory(engine)
+    try:
+        for t in range(transactions):
+            rows = [
+                dataclasses.asdict(_quote(f"W{worker}", t * 10 + i, float(t))) for i in range(10)
+            ]
+            with sessions.begin() as session:
+                session.scalar(select(func.count()).select_from(QuoteRow))  # read, then write
+                upsert(session, QuoteRow, rows)
+                upsert(session, QuoteRow, [dataclasses.asdict(_quote("SHARED", 0, float(t)))])
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_sqlite_tolerates_concurrent_writer_processes(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from marketq.common.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    migrate.upgrade(url)
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_write_quotes, args=(url, worker, 40)) for worker in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    engine = create_db_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            assert session.scalar(select(func.count()).select_from(QuoteRow)) == 4 * 400 + 1
     finally:
         engine.dispose()

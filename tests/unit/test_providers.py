@@ -664,11 +664,16 @@ def test_economic_events(provider: SyntheticProvider, cal: MarketCalendar) -> No
 
 
 def test_fomc_decisions_are_quarter_point_rates(provider: SyntheticProvider) -> None:
-    for e in provider.economic_events(date(2025, 1, 1), date(2026, 12, 31)):
-        if e.name == "FOMC Rate Decision":
-            assert e.actual is not None
-            assert (e.actual * 4) == pytest.approx(round(e.actual * 4))
-            assert 0 < e.actual <= 6
+    events = provider.economic_events(date(2025, 1, 1), date(2026, 12, 31))
+    decisions = [e for e in events if e.name == "FOMC Rate Decision"]
+    assert len(decisions) == 16
+    for e in decisions:
+        assert e.actual is not None
+        assert (e.actual * 4) == pytest.approx(round(e.actual * 4))
+        assert 0 < e.actual <= 6
+    # "previous" is the decision of the meeting before.
+    for before, after in itertools.pairwise(decisions):
+        assert after.previous == before.actual
 
 
 # --- profiles -------------------------------------------------------------------------

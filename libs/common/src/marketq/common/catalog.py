@@ -265,7 +265,13 @@ _JOBS: tuple[JobSpec, ...] = (
         soft_time_limit=840,
         time_limit=900,
         retry=RetryPolicy(max_retries=1),
-        example={"dataset": "daily_bars", "content": "symbol,date,open,high,low,close,volume\nAAPL,2026-11-20,190.1,192.5,189.7,191.9,51234000\n"},
+        example={
+            "dataset": "daily_bars",
+            "content": (
+                "symbol,date,open,high,low,close,volume\n"
+                "AAPL,2026-11-20,190.1,192.5,189.7,191.9,51234000\n"
+            ),
+        },
     ),
     JobSpec(
         name="portfolio_report",

@@ -128,6 +128,12 @@ def celery_config(settings: Settings, catalog: Catalog = CATALOG) -> dict[str, A
             # kombu's default sweep runs every 10 x 10 s; one interval, one scan.
             "unacked_restore_interval": settings.unacked_restore_interval_seconds,
             "unacked_restore_throttle": 1,
+            # A producer facing a dead broker fails fast (the API answers 503) instead of
+            # retrying the connection for Celery's default 4 s and then some.
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "connect_retries_timeout": settings.broker_connect_timeout_seconds,
             **_redis_connection_options(settings),
         },
         "result_backend_transport_options": {

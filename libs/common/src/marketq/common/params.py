@@ -11,15 +11,28 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# Normalised before the pattern is checked, so "aapl " is accepted as AAPL.
 Symbol = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$"),
+    str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z][A-Z0-9.\-]{0,9}$")
 ]
 FiscalPeriod = Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
 SeriesCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9_]{1,32}$")
+    str, BeforeValidator(_upper), StringConstraints(pattern=r"^[A-Z0-9_]{1,32}$")
 ]
 
 

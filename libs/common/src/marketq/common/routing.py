@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kombu import Exchange
-from kombu import Queue as KombuQueue
+from kombu.entity import Exchange
+from kombu.entity import Queue as KombuQueue
 
 from marketq.common.catalog import CATALOG, Catalog
 from marketq.common.queues import ALL_QUEUES
@@ -16,8 +16,13 @@ DEFAULT_PRIORITY = 0
 
 def task_queues() -> tuple[KombuQueue, ...]:
     """One direct queue per marketq queue, routing key equal to its name."""
+    # kombu's constructors carry no annotations.
     return tuple(
-        KombuQueue(q.value, Exchange(q.value, type="direct"), routing_key=q.value)
+        KombuQueue(  # type: ignore[no-untyped-call]
+            q.value,
+            Exchange(q.value, type="direct"),  # type: ignore[no-untyped-call]
+            routing_key=q.value,
+        )
         for q in ALL_QUEUES
     )
 

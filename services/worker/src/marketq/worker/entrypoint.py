@@ -73,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--queue", required=True, choices=[q.value for q in Queue])
     parser.add_argument("--hostname", help="Celery node name (default: <queue>@<host>)")
-    parser.add_argument("--concurrency", type=int, help="Overrides MARKETQ_QUEUES__<Q>__CONCURRENCY")
+    parser.add_argument(
+        "--concurrency", type=int, help="Overrides MARKETQ_QUEUES__<Q>__CONCURRENCY"
+    )
     parser.add_argument("--loglevel", help="Overrides MARKETQ_LOG_LEVEL")
     parser.add_argument(
         "--app",
@@ -97,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.print:
         print(" ".join(command))
         return
-    os.execve(command[0], command, worker_environ())
+    os.execve(command[0], command, worker_environ())  # noqa: S606  (exec, no shell)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ def _describe(exc: BaseException | Any) -> str:
     return str(exc)
 
 
-@signals.task_received.connect
 def _on_received(request: Any = None, **_: Any) -> None:
     if request is None or not _is_job(request.name):
         return
@@ -48,7 +47,6 @@ def _on_received(request: Any = None, **_: Any) -> None:
     )
 
 
-@signals.task_prerun.connect
 def _on_prerun(task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any) -> None:
     if task is None or task_id is None or not _is_job(task.name):
         return
@@ -62,14 +60,12 @@ def _on_prerun(task_id: str | None = None, task: Any = None, kwargs: Any = None,
     )
 
 
-@signals.task_success.connect
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     if sender is None or not _is_job(sender.name):
         return
     resources.ledger().succeeded(sender.request.id, result if isinstance(result, dict) else None)
 
 
-@signals.task_failure.connect
 def _on_failure(
     sender: Any = None, task_id: str | None = None, exception: Any = None, **_: Any
 ) -> None:
@@ -78,16 +74,17 @@ def _on_failure(
     resources.ledger().failed(task_id, _describe(exception))
 
 
-@signals.task_retry.connect
 def _on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
     if sender is None or request is None or not _is_job(sender.name):
         return
     resources.ledger().retry(request.id, _describe(getattr(reason, "exc", None) or reason))
 
 
-@signals.task_revoked.connect
 def _on_revoked(
-    request: Any = None, terminated: bool = False, signum: Any = None, expired: bool = False,
+    request: Any = None,
+    terminated: bool = False,
+    signum: Any = None,
+    expired: bool = False,
     **_: Any,
 ) -> None:
     if request is None or not _is_job(getattr(request, "name", None)):
@@ -101,11 +98,25 @@ def _on_revoked(
     resources.ledger().revoked(request.id, reason)
 
 
-@signals.task_rejected.connect
 def _on_rejected(message: Any = None, exc: Any = None, **_: Any) -> None:
     log.error("rejected a message the worker cannot run: %s", _describe(exc))
 
 
-@signals.task_unknown.connect
-def _on_unknown(name: str | None = None, id: str | None = None, **_: Any) -> None:  # noqa: A002
+def _on_unknown(name: str | None = None, id: str | None = None, **_: Any) -> None:
     log.error("received unknown task %s (run %s); it is not in the catalog", name, id)
+
+
+def connect_ledger_signals() -> None:
+    """Wire the handlers above to Celery's signals (idempotent: dispatch_uid)."""
+    handlers = {
+        signals.task_received: _on_received,
+        signals.task_prerun: _on_prerun,
+        signals.task_success: _on_success,
+        signals.task_failure: _on_failure,
+        signals.task_retry: _on_retry,
+        signals.task_revoked: _on_revoked,
+        signals.task_rejected: _on_rejected,
+        signals.task_unknown: _on_unknown,
+    }
+    for signal, handler in handlers.items():
+        signal.connect(handler, weak=False, dispatch_uid=f"marketq.ledger.{handler.__name__}")

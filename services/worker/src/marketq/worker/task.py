@@ -9,7 +9,12 @@ from typing import Any
 from celery import Task
 
 from marketq.common.catalog import JobSpec
-from marketq.common.publish import ENQUEUED_AT_HEADER, InvalidParamsError, enqueued_at_from_headers, validate_params
+from marketq.common.publish import (
+    ENQUEUED_AT_HEADER,
+    InvalidParamsError,
+    enqueued_at_from_headers,
+    validate_params,
+)
 from marketq.worker import resources
 from marketq.worker.context import JobContext
 from marketq.worker.errors import PermanentJobError, TransientJobError
@@ -62,7 +67,9 @@ class JobTask(Task):  # type: ignore[misc]
 
     def _report_progress(self, current: int, total: int | None) -> None:
         run_id = self.request.id
-        self.update_state(task_id=run_id, state="PROGRESS", meta={"current": current, "total": total})
+        self.update_state(
+            task_id=run_id, state="PROGRESS", meta={"current": current, "total": total}
+        )
         resources.ledger().progress(run_id, current, total)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "get_engine",
     "get_sessionmaker",
     "session_factory",
+    "sqlite_file",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -40,7 +41,7 @@ _cache: dict[str, tuple[Engine, sessionmaker[Session]]] = {}
 _lock = threading.Lock()
 
 
-def _sqlite_file(url: URL) -> Path | None:
+def sqlite_file(url: URL) -> Path | None:
     """The database file of a SQLite URL, or None for in-memory databases."""
     database = url.database
     if not database or database == ":memory:" or url.query.get("mode") == "memory":
@@ -70,7 +71,7 @@ def create_db_engine(url: str | URL, **kwargs: Any) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        path = _sqlite_file(parsed)
+        path = sqlite_file(parsed)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)

@@ -17,12 +17,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, MetaData
+from sqlalchemy import JSON, DefaultClause, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.elements import False_, True_
 
-from marketq.common.db.engine import create_db_engine
+from marketq.common.db.engine import create_db_engine, sqlite_file
 from marketq.common.db.models import Base
 from marketq.common.db.types import UTCDateTime
 
@@ -52,14 +53,17 @@ def _url_string(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=False)
 
 
-def alembic_config(url: str | URL | None = None) -> Config:
+def alembic_config(
+    url: str | URL | None = None, *, script_location: str | Path | None = None
+) -> Config:
     """An Alembic ``Config`` for marketq's migrations, optionally bound to ``url``.
 
     ``env.py`` reads the URL from ``config.attributes["url"]`` (or the ``sqlalchemy.url``
-    main option), never from a global or the environment.
+    main option), never from a global or the environment. ``script_location`` overrides
+    the packaged migrations directory (tests).
     """
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(script_location or MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
     if url is not None:
         rendered = _url_string(url)
@@ -70,11 +74,20 @@ def alembic_config(url: str | URL | None = None) -> Config:
 
 
 def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
-    """Render marketq's own column types as plain SQLAlchemy types in migration scripts.
+    """Autogenerate rendering that yields scripts correct on both dialects.
 
-    Migrations must not import application code that may change later; a
-    :class:`UTCDateTime` is a ``DateTime(timezone=True)`` in the database.
+    Migrations must not import application code that may change later: a
+    :class:`UTCDateTime` is a ``DateTime(timezone=True)`` in the database. Boolean server
+    defaults and JSONB variants are rendered dialect-neutrally.
     """
+    if type_ == "server_default" and isinstance(obj, DefaultClause):
+        # Booleans: autogenerate would render the scratch dialect's literal ('0' on SQLite),
+        # which PostgreSQL rejects for a BOOLEAN column.
+        if isinstance(obj.arg, False_):
+            return "sa.false()"
+        if isinstance(obj.arg, True_):
+            return "sa.true()"
+        return False
     if type_ != "type":
         return False
     if isinstance(obj, UTCDateTime):
@@ -114,7 +127,15 @@ def head() -> str:
 
 
 def current(url: str | URL) -> str | None:
-    """The revision the database at ``url`` is at (None: never migrated)."""
+    """The revision the database at ``url`` is at (None: never migrated).
+
+    A SQLite file that does not exist is reported as never migrated, and not created.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(parsed)
+        if path is not None and not path.exists():
+            return None
     engine = create_db_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:

@@ -404,6 +404,8 @@ _NEUTRAL_HEADLINES = (
     "{symbol} trades flat as market awaits {topic} data",
 )
 
+_FOMC_MONTHS = (1, 3, 4, 6, 7, 9, 10, 12)
+
 ECONOMIC_SERIES: dict[str, tuple[str, str]] = {
     "GDP": ("quarterly", "Billions of USD, seasonally adjusted annual rate"),
     "CPI": ("monthly", "Index 1982-1984=100"),
@@ -1298,10 +1300,13 @@ class SyntheticProvider:
             "Consumer Confidence", self._business_day(_nth_weekday(year, month, 1, -1)), ten,
             "low", confidence, confidence_prev, 3.0,
         )  # fmt: skip
-        # FOMC Rate Decision: eight meetings a year, third Wednesday, 14:00 ET (upper bound).
-        if month in (1, 3, 5, 6, 7, 9, 11, 12):
+        # FOMC Rate Decision: eight meetings a year, third Wednesday, 14:00 ET; the value
+        # is the upper bound of the target range (FEDFUNDS rounded up to a quarter point).
+        if month in _FOMC_MONTHS:
+            k = _FOMC_MONTHS.index(month)
+            prev_meeting = mi - (month - _FOMC_MONTHS[k - 1]) % 12
             rate = math.ceil(v("FEDFUNDS", _month_start(mi)) * 4.0) / 4.0
-            rate_prev = math.ceil(v("FEDFUNDS", prev2) * 4.0) / 4.0
+            rate_prev = math.ceil(v("FEDFUNDS", _month_start(prev_meeting)) * 4.0) / 4.0
             yield event(
                 "FOMC Rate Decision", self._business_day(_nth_weekday(year, month, 2, 3)),
                 time(14, 0), "high", rate, rate_prev, 0.0, 2,

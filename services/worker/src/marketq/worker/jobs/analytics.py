@@ -11,12 +11,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from marketq.common.db.models import DailyBarRow, TechnicalIndicatorRow, TradingSignal
-from marketq.common.params import ExpireSignalsParams, TechnicalIndicatorsParams, TradingSignalsParams
+from marketq.common.params import (
+    ExpireSignalsParams,
+    TechnicalIndicatorsParams,
+    TradingSignalsParams,
+)
 from marketq.worker.analytics.indicators import INDICATOR_COLUMNS, compute_indicators
 from marketq.worker.analytics.signals import derive_signals
 from marketq.worker.context import JobContext
 from marketq.worker.jobs._rows import as_rows, write
 from marketq.worker.registry import JobResult, implements
+
 
 # Calendar days that hold at least `n` sessions: 252 sessions a year, with slack for holidays.
 def _calendar_days_for(sessions: int) -> int:
@@ -61,8 +66,11 @@ def technical_indicators(ctx: JobContext, params: TechnicalIndicatorsParams) -> 
             continue
         frame = compute_indicators(bars)
         rows = [
-            {"symbol": symbol, "day": record["day"],
-             **{c: _none_if_nan(float(record[c])) for c in INDICATOR_COLUMNS}}
+            {
+                "symbol": symbol,
+                "day": record["day"],
+                **{c: _none_if_nan(float(record[c])) for c in INDICATOR_COLUMNS},
+            }
             for record in frame.to_dict("records")
             if any(not math.isnan(float(record[c])) for c in INDICATOR_COLUMNS)
         ]
@@ -102,12 +110,19 @@ def trading_signals(ctx: JobContext, params: TradingSignalsParams) -> JobResult:
             closes = _stored_bars(session, symbol, day, 20)
             for decision in derive_signals(indicators, closes, day):
                 counts[decision.signal] += 1
-                rows.append({
-                    "symbol": symbol, "day": day, "strategy": decision.strategy,
-                    "signal": decision.signal, "strength": decision.strength,
-                    "reason": decision.reason, "created_at": created_at,
-                    "expires_at": expires_at, "expired": expires_at <= ctx.now(),
-                })
+                rows.append(
+                    {
+                        "symbol": symbol,
+                        "day": day,
+                        "strategy": decision.strategy,
+                        "signal": decision.signal,
+                        "strength": decision.strength,
+                        "reason": decision.reason,
+                        "created_at": created_at,
+                        "expires_at": expires_at,
+                        "expired": expires_at <= ctx.now(),
+                    }
+                )
             ctx.progress(done, len(symbols))
         written = write(session, TradingSignal, rows)
     return {"as_of": as_of.isoformat(), "rows": written, **counts}

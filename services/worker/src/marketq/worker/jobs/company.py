@@ -61,26 +61,25 @@ def earnings(ctx: JobContext, params: EarningsParams) -> JobResult:
     return {"symbols": len(symbols), "rows": total}
 
 
-def last_completed_quarter(day: date) -> str:
-    """'2026Q3' for any day in the fourth calendar quarter of 2026."""
-    quarter = (day.month - 1) // 3  # 0-based quarter of `day`; the previous one is done
-    if quarter == 0:
-        return f"{day.year - 1}Q4"
-    return f"{day.year}Q{quarter}"
+def last_reported_period(ctx: JobContext, symbol: str, day: date) -> str | None:
+    """The newest fiscal period the company has reported by `day` (its call has happened)."""
+    reported = [r for r in ctx.provider.earnings(symbol, day, 4) if r.eps_actual is not None]
+    return max((r.fiscal_period for r in reported), default=None)
 
 
 @implements("earnings_transcripts")
 def earnings_transcripts(ctx: JobContext, params: EarningsTranscriptsParams) -> JobResult:
-    period = params.fiscal_period or last_completed_quarter(ctx.today)
     symbols = ctx.symbols(params.symbols)
     rows = []
     for done, symbol in enumerate(symbols, start=1):
-        transcript = ctx.provider.earnings_transcript(symbol, period)
-        rows.extend(as_rows([transcript], word_count=len(transcript.content.split())))
+        period = params.fiscal_period or last_reported_period(ctx, symbol, ctx.today)
+        if period is not None:
+            transcript = ctx.provider.earnings_transcript(symbol, period)
+            rows.extend(as_rows([transcript], word_count=len(transcript.content.split())))
         ctx.progress(done, len(symbols))
     with ctx.transaction() as session:
         total = write(session, EarningsTranscriptRow, rows)
-    return {"fiscal_period": period, "symbols": len(symbols), "rows": total}
+    return {"fiscal_period": params.fiscal_period, "symbols": len(symbols), "rows": total}
 
 
 @implements("company_info")

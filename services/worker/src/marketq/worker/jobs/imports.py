@@ -70,10 +70,20 @@ def data_import(ctx: JobContext, params: DataImportParams) -> JobResult:
             # A positions file is the portfolio's full holdings: replace, don't merge.
             session.execute(delete(Position).where(Position.portfolio_id == portfolio_id))
             write(session, Position, [{**row, "portfolio_id": portfolio_id} for row in rows])
-        write(session, DataImport, [{
-            "run_id": ctx.run_id, "dataset": params.dataset, "checksum": checksum,
-            "filename": params.path, "rows": len(rows), "status": "imported",
-            "created_at": ctx.as_of,
-        }])
+        write(
+            session,
+            DataImport,
+            [
+                {
+                    "run_id": ctx.run_id,
+                    "dataset": params.dataset,
+                    "checksum": checksum,
+                    "filename": params.path,
+                    "rows": len(rows),
+                    "status": "imported",
+                    "created_at": ctx.as_of,
+                }
+            ],
+        )
     ctx.progress(len(rows), len(rows))
     return {"dataset": params.dataset, "rows": len(rows), "checksum": checksum}

@@ -52,5 +52,9 @@ def historical_prices(ctx: JobContext, params: HistoricalPricesParams) -> JobRes
         with ctx.transaction() as session:
             total += write(session, DailyBarRow, as_rows(bars, source=ctx.provider.name))
         ctx.progress(done, len(symbols))
-    return {"start": start.isoformat(), "end": end.isoformat(), "symbols": len(symbols),
-            "rows": total}
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "symbols": len(symbols),
+        "rows": total,
+    }

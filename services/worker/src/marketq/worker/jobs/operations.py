@@ -42,8 +42,10 @@ def cleanup(ctx: JobContext, params: CleanupParams) -> JobResult:
     targets = {
         "task_runs": (
             TaskRun,
-            (TaskRun.state.in_([s.value for s in FINISHED_STATES]),
-             TaskRun.finished_at < now - timedelta(days=ledger_days)),
+            (
+                TaskRun.state.in_([s.value for s in FINISHED_STATES]),
+                TaskRun.finished_at < now - timedelta(days=ledger_days),
+            ),
         ),
         "quotes": (QuoteRow, (QuoteRow.ts < now - timedelta(days=settings.quote_retention_days),)),
         "news_articles": (
@@ -52,8 +54,10 @@ def cleanup(ctx: JobContext, params: CleanupParams) -> JobResult:
         ),
         "trading_signals": (
             TradingSignal,
-            (TradingSignal.expired.is_(True),
-             TradingSignal.expires_at < now - timedelta(days=EXPIRED_SIGNAL_RETENTION_DAYS)),
+            (
+                TradingSignal.expired.is_(True),
+                TradingSignal.expires_at < now - timedelta(days=EXPIRED_SIGNAL_RETENTION_DAYS),
+            ),
         ),
     }
     removed: dict[str, int] = {}

@@ -63,21 +63,29 @@ def value_portfolio(
     for position in positions[: ctx.settings.portfolio_symbols_limit]:
         valuation = _prices(ctx, session, position.symbol, day)
         if valuation is None:
-            holdings.append({"symbol": position.symbol, "quantity": position.quantity,
-                             "cost_basis": position.cost_basis, "priced": False})
+            holdings.append(
+                {
+                    "symbol": position.symbol,
+                    "quantity": position.quantity,
+                    "cost_basis": position.cost_basis,
+                    "priced": False,
+                }
+            )
             continue
         value = position.quantity * valuation.close
-        holdings.append({
-            "symbol": position.symbol,
-            "quantity": position.quantity,
-            "close": valuation.close,
-            "priced_on": valuation.priced_on.isoformat(),
-            "market_value": value,
-            "cost_basis": position.cost_basis,
-            "unrealized_pnl": value - position.cost_basis,
-            "day_change": position.quantity * (valuation.close - valuation.previous_close),
-            "priced": True,
-        })
+        holdings.append(
+            {
+                "symbol": position.symbol,
+                "quantity": position.quantity,
+                "close": valuation.close,
+                "priced_on": valuation.priced_on.isoformat(),
+                "market_value": value,
+                "cost_basis": position.cost_basis,
+                "unrealized_pnl": value - position.cost_basis,
+                "day_change": position.quantity * (valuation.close - valuation.previous_close),
+                "priced": True,
+            }
+        )
     priced = [h for h in holdings if h["priced"]]
     return {
         "portfolio_id": portfolio.id,
@@ -87,8 +95,10 @@ def value_portfolio(
         "unrealized_pnl": sum(h["unrealized_pnl"] for h in priced),
         "day_change": sum(h["day_change"] for h in priced),
         "positions_count": len(holdings),
-        "details": {"positions": holdings, "unpriced": [h["symbol"] for h in holdings
-                                                         if not h["priced"]]},
+        "details": {
+            "positions": holdings,
+            "unpriced": [h["symbol"] for h in holdings if not h["priced"]],
+        },
     }
 
 
@@ -122,16 +132,21 @@ def portfolio_report(ctx: JobContext, params: PortfolioReportParams) -> JobResul
         current = value_portfolio(ctx, session, portfolio, day)
         history = session.execute(
             select(PortfolioSnapshot.as_of, PortfolioSnapshot.market_value)
-            .where(PortfolioSnapshot.portfolio_id == portfolio.id,
-                   PortfolioSnapshot.as_of <= day,
-                   PortfolioSnapshot.as_of >= day - timedelta(days=365))
+            .where(
+                PortfolioSnapshot.portfolio_id == portfolio.id,
+                PortfolioSnapshot.as_of <= day,
+                PortfolioSnapshot.as_of >= day - timedelta(days=365),
+            )
             .order_by(PortfolioSnapshot.as_of)
         ).all()
         positions = [h for h in current["details"]["positions"] if h["priced"]]
-        sectors = dict(session.execute(
-            select(CompanyInfo.symbol, CompanyInfo.sector)
-            .where(CompanyInfo.symbol.in_([h["symbol"] for h in positions]))
-        ).all())
+        sectors = dict(
+            session.execute(
+                select(CompanyInfo.symbol, CompanyInfo.sector).where(
+                    CompanyInfo.symbol.in_([h["symbol"] for h in positions])
+                )
+            ).all()
+        )
         total = current["market_value"] or 0.0
         allocation: dict[str, float] = {}
         for holding in positions:
@@ -147,16 +162,28 @@ def portfolio_report(ctx: JobContext, params: PortfolioReportParams) -> JobResul
             "cost_basis": current["cost_basis"],
             "unrealized_pnl": current["unrealized_pnl"],
             "return_pct": (current["unrealized_pnl"] / current["cost_basis"] * 100)
-            if current["cost_basis"] else None,
+            if current["cost_basis"]
+            else None,
             "day_change": current["day_change"],
             "sector_allocation": dict(sorted(allocation.items())),
-            "weights": {h["symbol"]: h["market_value"] / total if total else 0.0
-                        for h in positions},
+            "weights": {
+                h["symbol"]: h["market_value"] / total if total else 0.0 for h in positions
+            },
             "top_gainers": [h["symbol"] for h in reversed(ranked[-3:])],
             "top_losers": [h["symbol"] for h in ranked[:3]],
             "history": [{"as_of": d.isoformat(), "market_value": v} for d, v in history],
             "unpriced": current["details"]["unpriced"],
         }
-        write(session, PortfolioReport, [{"portfolio_id": portfolio.id, "as_of": day,
-                                          "report": report, "created_at": ctx.as_of}])
+        write(
+            session,
+            PortfolioReport,
+            [
+                {
+                    "portfolio_id": portfolio.id,
+                    "as_of": day,
+                    "report": report,
+                    "created_at": ctx.as_of,
+                }
+            ],
+        )
     return {"portfolio_id": portfolio.id, "as_of": day.isoformat(), "market_value": total}

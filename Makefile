@@ -54,5 +54,5 @@ clean:  ## remove local state (database, logs, Redis dir)
 	rm -rf var
 
 .PHONY: docs
-docs: sync  ## regenerate generated documentation (settings table)
-	$(UV) run --frozen python -c "from pathlib import Path; from marketq.common.settings_docs import replace_table; p = Path('docs/configuration.md'); p.write_text(replace_table(p.read_text()))"
+docs: sync  ## regenerate the tables in docs/ that are generated from code
+	$(UV) run --frozen python -c "from marketq.common.reference_docs import regenerate; regenerate()"

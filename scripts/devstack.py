@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
+# Local state (database, Redis data, logs); the tests point it at a temporary directory.
+VAR = Path(os.environ.get("DEVSTACK_DIR", ROOT / "var")).resolve()
 QUEUES = ("market_hours", "daily", "periodic", "default")
 
 
@@ -144,17 +145,17 @@ def main() -> None:
     for queue, proc, log_path in workers:
         wait_ready(f"worker {queue}", log_path, proc, timeout=90)
 
-    print("\nmarketq is running (Ctrl-C stops everything)\n")
+    print("\nmarketq is running (Ctrl-C stops everything)\n", flush=False)
     print(f"  redis      {redis_where}")
     print(f"  database   {env['MARKETQ_DATABASE_URL']}")
     for queue, proc, log_path in workers:
-        print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path.relative_to(ROOT)}")
+        print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path}")
     print("\ntrigger a job (another shell):\n")
     print(
         f"  export MARKETQ_REDIS_URL={env['MARKETQ_REDIS_URL']} "
         f"MARKETQ_DATABASE_URL={env['MARKETQ_DATABASE_URL']}"
     )
-    print("  uv run marketq submit stock_quotes --param symbols=AAPL,MSFT --wait\n")
+    print("  uv run marketq submit stock_quotes --param symbols=AAPL,MSFT --wait\n", flush=True)
     while True:
         for name, proc in processes:
             if proc.poll() is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from marketq.common.catalog import CATALOG, Catalog, JobSpec, Schedule, UnknownJobError
 from marketq.common.params import HealthCheckParams
+from marketq.common.reference_docs import extract, render_jobs_table
 from marketq.common.queues import Queue
 from marketq.common.routing import task_routes
 from marketq.worker.registry import CatalogMismatchError, check_against_catalog, implementations
@@ -121,3 +124,10 @@ def test_the_check_names_what_is_missing_on_either_side() -> None:
     message = str(error.value)
     assert "without an implementation: not_implemented" in message
     assert "not in the catalog: " in message and "stock_quotes" in message
+
+
+def test_jobs_doc_is_generated_from_the_catalog() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "jobs.md").read_text("utf-8")
+    assert extract(text, "jobs-table") == render_jobs_table(), "docs/jobs.md is stale: make docs"
+    for name in CATALOG:
+        assert f"`{name}`" in text

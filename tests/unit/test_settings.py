@@ -8,15 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from marketq.common.settings import QueueOptions, Settings
-from marketq.common.settings_docs import BEGIN, END, render_table
+from marketq.common.reference_docs import extract, render_settings_table
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_configuration_doc_table_is_the_generated_one() -> None:
-    text = DOC.read_text(encoding="utf-8")
-    committed = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
-    assert committed == render_table(), "docs/configuration.md is stale: run `make docs`"
+    committed = extract(DOC.read_text(encoding="utf-8"), "settings-table")
+    assert committed == render_settings_table(), "docs/configuration.md is stale: `make docs`"
 
 
 @pytest.mark.parametrize("name", sorted(set(Settings.model_fields) - {"queues"}))

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
+from marketq.common import cli_jobs
+
 app = typer.Typer(
     name="marketq",
     help="marketq: market-data jobs on Celery and Redis.",
@@ -128,6 +130,52 @@ def db_check(
     raise typer.Exit(1)
 
 
+DEMO_PORTFOLIO = "demo"
+DEMO_POSITIONS = (
+    ("AAPL", 50, 8_250.0),
+    ("MSFT", 30, 11_400.0),
+    ("NVDA", 40, 4_800.0),
+    ("JPM", 60, 11_700.0),
+    ("SPY", 25, 13_500.0),
+)
+
+
+@db_app.command("seed-demo")
+def db_seed_demo(url: UrlOption = None) -> None:
+    """Create the 'demo' portfolio (local stacks); leaves an existing one alone."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from marketq.common.db.engine import create_db_engine, session_factory
+    from marketq.common.db.models import Portfolio, Position
+
+    target = _resolve_url(url)
+    with session_factory(create_db_engine(target)).begin() as session:
+        found = session.scalar(select(Portfolio.id).where(Portfolio.name == DEMO_PORTFOLIO))
+        if found is not None:
+            console.print(f"portfolio [bold]{DEMO_PORTFOLIO}[/] exists (id {found})")
+            return
+        now = datetime.now(UTC)
+        portfolio = Portfolio(name=DEMO_PORTFOLIO, created_at=now, updated_at=now)
+        session.add(portfolio)
+        session.flush()
+        for symbol, quantity, cost in DEMO_POSITIONS:
+            session.add(
+                Position(
+                    portfolio_id=portfolio.id,
+                    symbol=symbol,
+                    quantity=quantity,
+                    cost_basis=cost,
+                    updated_at=now,
+                )
+            )
+        console.print(
+            f"[green]created[/] portfolio {DEMO_PORTFOLIO} (id {portfolio.id}) "
+            f"with {len(DEMO_POSITIONS)} positions"
+        )
+
+
 @db_app.command("revision")
 def db_revision(
     message: Annotated[str, typer.Option("-m", "--message", help="What the migration does.")],
@@ -137,6 +185,10 @@ def db_revision(
 
     path = migrate.revision(message)
     console.print(f"[green]wrote[/] {path}: review it, then run `marketq db check --scratch`")
+
+
+app.command("jobs")(cli_jobs.jobs)
+app.command("submit")(cli_jobs.submit)
 
 
 if __name__ == "__main__":  # pragma: no cover

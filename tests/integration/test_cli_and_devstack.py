@@ -1,0 +1,102 @@
+"""The operator entry points as real processes: `marketq submit` and `make up`'s launcher."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import func, select
+
+from marketq.common.db import models
+from tests.fixtures.ports import free_port
+from tests.fixtures.workers import ROOT, Stack
+
+pytestmark = pytest.mark.integration
+
+MARKETQ = str(Path(sys.executable).parent / "marketq")
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MARKETQ, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_submit_and_wait_reports_success_with_the_result(stack: Stack) -> None:
+    stack.start_worker("market_hours", name="cli@x")
+    done = cli(stack.env, "submit", "stock_quotes", "-p", "symbols=aapl,msft", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "SUCCESS" in done.stdout and '"symbols": 2' in done.stdout
+    with stack.sessions()() as session:
+        assert session.scalar(select(func.count()).select_from(models.QuoteRow)) == 2
+
+
+def test_submit_exit_codes_for_scripts(stack: Stack) -> None:
+    stack.start_worker("default", name="cli-codes@x")
+    invalid = cli(stack.env, "submit", "stock_quotes", "-p", "symbols=not a symbol")
+    assert invalid.returncode == 2 and "symbols.0" in invalid.stderr
+    client = stack.redis.client()
+    assert not list(client.scan_iter("marketq:market_hours*"))  # nothing published
+    unknown = cli(stack.env, "submit", "quotes")
+    assert unknown.returncode == 2 and "unknown job" in unknown.stderr
+
+    bad_csv = "symbol,date,open,high,low,close,volume\nAAPL,2026-11-20,1,2,3,1.5,10\n"
+    failed = cli(stack.env, "submit", "data_import", "-p", "dataset=daily_bars",
+                 "-p", f"content={bad_csv}", "--wait")
+    assert failed.returncode == 1 and "FAILURE" in failed.stdout
+
+    down = {**stack.env, "MARKETQ_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    unavailable = cli(down, "submit", "health_check")
+    assert unavailable.returncode == 3 and "nothing was published" in unavailable.stderr
+    assert not [r for r in stack.runs().values() if r.job == "health_check"]  # no ghost row
+
+
+def test_jobs_lists_the_catalog(stack: Stack) -> None:
+    listed = cli(stack.env, "jobs")
+    assert listed.returncode == 0
+    for name in ("stock_quotes", "portfolio_report", "cleanup"):
+        assert name in listed.stdout
+
+
+def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETQ_")}
+    env["DEVSTACK_DIR"] = str(tmp_path)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "devstack.py")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    output = []
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "uv run marketq submit" in line:
+                break
+        text = "".join(output)
+        assert "marketq is running" in text, text
+        for queue in ("market_hours", "daily", "periodic", "default"):
+            assert re.search(rf"worker\s+queue {queue}\s+pid \d+", text), text
+        redis_url = re.search(r"MARKETQ_REDIS_URL=(\S+)", text)
+        db_url = re.search(r"MARKETQ_DATABASE_URL=(\S+)", text)
+        assert redis_url and db_url
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 5  # redis + four workers (+ their pool processes)
+
+        job_env = {**env, "MARKETQ_REDIS_URL": redis_url[1], "MARKETQ_DATABASE_URL": db_url[1]}
+        done = cli(job_env, "submit", "portfolio_snapshot", "--wait")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert '"portfolios": 1' in done.stdout  # the seeded demo portfolio
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"left running: {alive}"

@@ -48,8 +48,16 @@ def test_submit_exit_codes_for_scripts(stack: Stack) -> None:
     assert unknown.returncode == 2 and "unknown job" in unknown.stderr
 
     bad_csv = "symbol,date,open,high,low,close,volume\nAAPL,2026-11-20,1,2,3,1.5,10\n"
-    failed = cli(stack.env, "submit", "data_import", "-p", "dataset=daily_bars",
-                 "-p", f"content={bad_csv}", "--wait")
+    failed = cli(
+        stack.env,
+        "submit",
+        "data_import",
+        "-p",
+        "dataset=daily_bars",
+        "-p",
+        f"content={bad_csv}",
+        "--wait",
+    )
     assert failed.returncode == 1 and "FAILURE" in failed.stdout
 
     down = {**stack.env, "MARKETQ_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
@@ -68,8 +76,14 @@ def test_jobs_lists_the_catalog(stack: Stack) -> None:
 def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETQ_")}
     env["DEVSTACK_DIR"] = str(tmp_path)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "devstack.py")], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "devstack.py")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
     output = []
     try:
         deadline = time.monotonic() + 120
@@ -98,5 +112,5 @@ def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
-    gone, alive = psutil.wait_procs(children, timeout=30)
+    _gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, f"left running: {alive}"

@@ -8,8 +8,8 @@ import pytest
 
 from marketq.common.catalog import CATALOG, Catalog, JobSpec, Schedule, UnknownJobError
 from marketq.common.params import HealthCheckParams
-from marketq.common.reference_docs import extract, render_jobs_table
 from marketq.common.queues import Queue
+from marketq.common.reference_docs import extract, render_jobs_table
 from marketq.common.routing import task_routes
 from marketq.worker.registry import CatalogMismatchError, check_against_catalog, implementations
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from marketq.common.settings import QueueOptions, Settings
 from marketq.common.reference_docs import extract, render_settings_table
+from marketq.common.settings import QueueOptions, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

@@ -129,6 +129,9 @@ def test_killed_pool_child_has_its_job_run_again(fast: Stack) -> None:
     pid = fast.wait_for(lambda: client.get(f"chaos:pid:{run_id}"), 30, "the job to start")
     os.kill(int(pid), signal.SIGKILL)  # an OOM kill of the pool process
 
+    # The ledger shows the retry (stock_quotes backs off 5 s before the next attempt).
+    retrying = fast.wait_for_states([run_id], {"RETRY"}, timeout=30)
+    assert "WorkerLostError" in retrying[run_id].error
     finished = fast.wait_for_states([run_id], {"SUCCESS", "FAILURE"}, timeout=60)
     assert finished[run_id].state == "SUCCESS"
     assert finished[run_id].attempts == 2

@@ -134,3 +134,23 @@ def test_a_failing_job_is_recorded_with_the_reason_and_not_retried(stack: Stack)
     with stack.sessions()() as session:
         assert session.scalar(select(func.count()).select_from(models.DailyBarRow)) == 0
         assert session.scalar(select(func.count()).select_from(models.DataImport)) == 0
+
+
+def test_revoked_runs_are_recorded_whether_waiting_or_running(stack: Stack) -> None:
+    stack.start_worker("default", name="default@revoke")
+    app = stack.producer()
+    waiting = publish(app, "health_check", {}, countdown=8)
+    running = publish(app, "health_check", {"sleep_seconds": 60})
+    stack.wait_for_states([waiting.run_id], {"RECEIVED"}, timeout=30)  # held for its ETA
+    stack.wait_for_states([running.run_id], {"STARTED"}, timeout=30)
+
+    app.control.revoke(waiting.run_id)
+    app.control.revoke(running.run_id, terminate=True, signal="SIGKILL")
+
+    finished = stack.wait_for_states(
+        [waiting.run_id, running.run_id], {"REVOKED", "SUCCESS", "FAILURE"}, timeout=40
+    )
+    assert finished[running.run_id].state == "REVOKED"
+    assert "terminated" in finished[running.run_id].error
+    assert finished[waiting.run_id].state == "REVOKED"
+    assert finished[waiting.run_id].started_at is None  # it never ran

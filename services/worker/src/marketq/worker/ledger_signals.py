@@ -81,13 +81,16 @@ def _on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: 
 
 
 def _on_revoked(
+    sender: Any = None,
     request: Any = None,
     terminated: bool = False,
     signum: Any = None,
     expired: bool = False,
     **_: Any,
 ) -> None:
-    if request is None or not _is_job(getattr(request, "name", None)):
+    # The request is a worker Request when an expired or revoked message is discarded, a
+    # task Context when a running task is terminated; the sender is the task either way.
+    if request is None or sender is None or not _is_job(getattr(sender, "name", None)):
         return
     if expired:
         reason = "expired before a worker could start it"

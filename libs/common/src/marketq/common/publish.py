@@ -200,6 +200,11 @@ def publish(
     return run
 
 
+def revoked_key(prefix: str, run_id: str) -> str:
+    """Redis key marking a run cancelled before it started (checked by the worker)."""
+    return f"{prefix}revoked:{run_id}"
+
+
 def enqueued_at_from_headers(value: Any) -> datetime | None:
     """The publish time carried by a message, if it has one."""
     try:
@@ -218,5 +223,6 @@ __all__ = [
     "field_errors",
     "prepare_run",
     "publish",
+    "revoked_key",
     "send_run",
 ]

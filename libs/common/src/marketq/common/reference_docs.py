@@ -59,7 +59,7 @@ def render_settings_table() -> str:
             lines.append(f"| `{env}` | {shown} | {field.description or ''} |")
     secret_files = ", ".join(
         f"`MARKETQ_{n.upper()}_FILE`"
-        for n in ("redis_url", "broker_url", "result_backend_url", "database_url")
+        for n in ("redis_url", "broker_url", "result_backend_url", "database_url", "api_keys")
     )
     lines.append(
         f"| {secret_files} | unset | Read the setting of the same name from this file "

@@ -51,6 +51,17 @@ class PerQueueOptions(BaseModel):
         return options
 
 
+Scope = Literal["read", "trigger", "admin"]
+
+
+class ApiKey(BaseModel):
+    """One API key as stored: its SHA-256 (hex), never the key itself."""
+
+    name: str = Field(min_length=1, max_length=64)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: tuple[Scope, ...] = Field(min_length=1)
+
+
 class Settings(BaseSettings):
     """All marketq settings. Field names map to ``MARKETQ_<FIELD>`` (upper case)."""
 
@@ -155,6 +166,29 @@ class Settings(BaseSettings):
         default=20 * 1024 * 1024, ge=1024, description="Largest CSV data_import accepts."
     )
 
+    # --- API ----------------------------------------------------------------------
+    api_keys: tuple[ApiKey, ...] = Field(
+        default=(),
+        description="JSON list of {name, sha256, scopes}; scopes from read, trigger, admin. "
+        "Usually from a mounted file via MARKETQ_API_KEYS_FILE.",
+    )
+    api_rate_limit_per_minute: int = Field(
+        default=6000, ge=1, description="Requests one API key may make per minute."
+    )
+    api_idempotency_ttl_seconds: int = Field(
+        default=86_400, ge=60, description="How long an Idempotency-Key is remembered."
+    )
+    api_redis_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="Timeout of the API's Redis calls (then 503)."
+    )
+    api_max_batch: int = Field(default=1000, ge=1, description="Most runs in one batch request.")
+    api_inspect_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="How long GET /workers waits for worker replies."
+    )
+    api_workers_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a GET /workers answer is reused."
+    )
+
     # --- process ----------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every marketq process."
@@ -166,7 +200,7 @@ class Settings(BaseSettings):
         """``MARKETQ_X_FILE`` supplies ``x`` from a mounted file unless ``MARKETQ_X`` is set."""
         if not isinstance(data, dict):
             return data
-        for name in ("redis_url", "broker_url", "result_backend_url", "database_url"):
+        for name in ("redis_url", "broker_url", "result_backend_url", "database_url", "api_keys"):
             path = os.environ.get(f"MARKETQ_{name.upper()}_FILE")
             if path and name not in data and f"MARKETQ_{name.upper()}" not in os.environ:
                 data[name] = Path(path).read_text(encoding="utf-8").strip()

@@ -8,6 +8,7 @@ process. Only catalog jobs are recorded.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import signals
@@ -41,7 +42,8 @@ def _on_received(request: Any = None, **_: Any) -> None:
         queue=delivery.get("routing_key"),
         params=request.kwargs or {},
         worker=request.hostname,
-        enqueued_at=message_enqueued_at(headers),
+        # Messages from producers that add no enqueue header sort by their arrival.
+        enqueued_at=message_enqueued_at(headers) or datetime.now(UTC),
         eta=request.eta if hasattr(request.eta, "tzinfo") else None,
         parent_id=headers.get("parent_id"),
     )

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from marketq.common.catalog import JobSpec
 from marketq.common.publish import (
     ENQUEUED_AT_HEADER,
     InvalidParamsError,
     enqueued_at_from_headers,
+    revoked_key,
     validate_params,
 )
 from marketq.worker import resources
@@ -42,6 +44,12 @@ class JobTask(Task):  # type: ignore[misc]
     throws = (PermanentJobError, InvalidParamsError)  # expected: logged without traceback
 
     def run(self, **kwargs: Any) -> JobResult:
+        if self._revoked(self.request.id):
+            # Cancelled while queued: a broadcast revoke only reaches workers that were
+            # up at the time, so the canceller also leaves this mark in Redis.
+            log.info("run %s was cancelled before it started; discarded", self.request.id)
+            self.backend.mark_as_revoked(self.request.id, "revoked", request=self.request)
+            raise Ignore()
         try:
             params = validate_params(self.spec, kwargs)
         except InvalidParamsError as exc:
@@ -64,6 +72,10 @@ class JobTask(Task):  # type: ignore[misc]
             _progress_sink=self._report_progress,
         )
         return self.implementation(ctx, params)
+
+    def _revoked(self, run_id: str) -> bool:
+        client = self.app.backend.client
+        return bool(client.exists(revoked_key(resources.settings().redis_key_prefix, run_id)))
 
     def _report_progress(self, current: int, total: int | None) -> None:
         run_id = self.request.id

@@ -1,0 +1,83 @@
+"""The FastAPI application: ``create_app()`` for uvicorn (``--factory``) and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from marketq.api.auth import KeyRing
+from marketq.api.errors import ErrorResponse, install_error_handlers
+from marketq.api.publisher import RunPublisher
+from marketq.api.routes import health, jobs, runs
+from marketq.api.state import ApiState
+from marketq.common.celery_app import create_celery_app
+from marketq.common.db.engine import get_sessionmaker
+from marketq.common.ledger import Ledger
+from marketq.common.settings import Settings, get_settings
+
+DESCRIPTION = """
+Trigger market-data jobs, follow them and cancel them; read the catalog, queues,
+workers and schedules.
+
+Authenticate with `Authorization: Bearer <api key>`. Scopes: `read` (GET), `trigger`
+(start and cancel runs; implies read), `admin` (everything). Every error has the same
+shape, `{"error": {"code", "message", "details": [{"field", "message"}]}}`; validation
+errors name the field. When Redis is unavailable the answer is 503 with `Retry-After`
+and nothing was accepted; a 202 means the run's message is in Redis.
+"""
+
+
+def _redis(settings: Settings) -> Redis:
+    timeout = settings.api_redis_timeout_seconds
+    return Redis.from_url(
+        settings.effective_broker_url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=10,
+        retry_on_timeout=False,
+        max_connections=256,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = _redis(settings)
+        celery = create_celery_app("marketq-api", settings=settings)
+        sessions = get_sessionmaker(settings)
+        app.state.marketq = ApiState(
+            settings=settings,
+            redis=redis,
+            celery=celery,
+            publisher=RunPublisher(
+                celery,
+                redis,
+                key_prefix=settings.redis_key_prefix,
+                record_ttl=settings.result_expires_seconds,
+            ),
+            sessions=sessions,
+            ledger=Ledger(sessions),
+            keys=KeyRing(settings.api_keys),
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            celery.close()
+
+    app = FastAPI(
+        title="marketq API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={500: {"model": ErrorResponse, "description": "Unexpected error."}},
+    )
+    install_error_handlers(app)
+    for module in (health, jobs, runs):
+        app.include_router(module.router)
+    return app

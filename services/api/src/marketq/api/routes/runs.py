@@ -1,0 +1,409 @@
+"""Trigger, follow and cancel runs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Header, Path, Query, Response
+from sqlalchemy import and_, or_, select
+
+from marketq.api.access import Read, Trigger
+from marketq.api.errors import ApiError, ErrorBody, ErrorDetail, ErrorResponse
+from marketq.api.publisher import IdempotencyClaim
+from marketq.api.schemas import (
+    BatchItemResult,
+    BatchRequest,
+    BatchResponse,
+    Progress,
+    RunAccepted,
+    RunPage,
+    RunRequest,
+    RunStatus,
+)
+from marketq.api.state import ApiState, State
+from marketq.common.catalog import UnknownJobError
+from marketq.common.db.models import RunState, TaskRun
+from marketq.common.ledger import FINISHED_STATES
+from marketq.common.publish import (
+    InvalidParamsError,
+    PreparedRun,
+    PublishError,
+    prepare_run,
+    revoked_key,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No valid API key."},
+    403: {"model": ErrorResponse, "description": "The key lacks the scope."},
+    429: {"model": ErrorResponse, "description": "Rate limited; see Retry-After."},
+    503: {"model": ErrorResponse, "description": "Redis or the database is unavailable."},
+}
+NOT_STARTED = {RunState.QUEUED, RunState.RECEIVED, RunState.RETRY}
+
+
+def _prepare(state: ApiState, job: str, body: RunRequest) -> PreparedRun:
+    """Validate a run request; raise the ApiError a client should see."""
+    try:
+        return prepare_run(
+            job,
+            body.params,
+            countdown=body.countdown,
+            eta=body.eta,
+            priority=body.priority,
+            queue=body.queue,
+            settings=state.settings,
+        )
+    except UnknownJobError as exc:
+        raise ApiError(404, "unknown_job", str(exc)) from None
+    except InvalidParamsError as exc:
+        details = [
+            ErrorDetail(
+                field=f"params.{e.field}" if e.field else "params", message=e.message, type=e.type
+            )
+            for e in exc.errors
+        ]
+        raise ApiError(422, "invalid_params", str(exc), details) from None
+    except PublishError as exc:
+        raise ApiError(
+            422, "invalid_request", str(exc), [ErrorDetail(field=exc.field, message=str(exc))]
+        ) from None
+
+
+def _accepted(run: PreparedRun) -> RunAccepted:
+    return RunAccepted(
+        run_id=run.run_id,
+        job=run.job.name,
+        queue=run.queue.value,
+        enqueued_at=run.enqueued_at,
+        eta=run.eta,
+        status_url=f"/api/v1/runs/{run.run_id}",
+    )
+
+
+def _fingerprint(job: str, body: RunRequest) -> str:
+    canonical = json.dumps({"job": job, **body.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "/jobs/{name}/runs",
+    status_code=202,
+    response_model=RunAccepted,
+    summary="Trigger a run of a job",
+    responses={
+        **ERRORS,
+        404: {"model": ErrorResponse, "description": "No such job."},
+        409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body."},
+        422: {"model": ErrorResponse, "description": "Invalid params or options; names the field."},
+    },
+)
+async def trigger(
+    *,
+    body: RunRequest,
+    response: Response,
+    name: Annotated[str, Path(description="Catalog job name.", examples=["stock_quotes"])],
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=255, description="Same key + same body: the same run, once."),
+    ] = None,
+    principal: Trigger,
+    state: State,
+) -> RunAccepted:
+    """Validate the params against the job's model and publish one run.
+
+    202 means the message is in Redis. With an ``Idempotency-Key`` a repeated request
+    returns the first run (header ``Idempotent-Replayed: true``) and a different body
+    with the same key is a 409.
+    """
+    run = _prepare(state, name, body)
+    accepted = _accepted(run)
+    if idempotency_key is None:
+        await state.publisher.publish([run])
+    else:
+        fingerprint = _fingerprint(name, body)
+        claim = IdempotencyClaim(
+            key=f"{state.settings.redis_key_prefix}idempotency:{principal.name}:{idempotency_key}",
+            fingerprint=fingerprint,
+            ttl_seconds=state.settings.api_idempotency_ttl_seconds,
+        )
+        existing = await state.publisher.publish_once(run, claim)
+        if existing is not None:
+            if existing.fingerprint != fingerprint:
+                raise ApiError(
+                    409, "idempotency_conflict", "Idempotency-Key was used with another request"
+                )
+            first = await _status(state, existing.run_id)
+            accepted = RunAccepted(
+                run_id=existing.run_id,
+                job=run.job.name,
+                queue=first.queue if first else run.queue.value,
+                enqueued_at=(first.enqueued_at if first else None) or run.enqueued_at,
+                eta=first.eta if first else None,
+                status_url=f"/api/v1/runs/{existing.run_id}",
+            )
+            response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = accepted.status_url
+    return accepted
+
+
+@router.post(
+    "/runs:batch",
+    response_model=BatchResponse,
+    summary="Trigger many runs in one request",
+    responses={**ERRORS, 413: {"model": ErrorResponse, "description": "Too many runs."}},
+)
+async def trigger_batch(
+    body: BatchRequest,
+    principal: Trigger,
+    state: State,
+) -> BatchResponse:
+    """Validate every item; publish the valid ones in one Redis transaction.
+
+    Each item reports 202 with its run, or the error it alone would get. If Redis fails,
+    the whole request is a 503 and nothing was published.
+    """
+    if len(body.runs) > state.settings.api_max_batch:
+        raise ApiError(
+            413, "batch_too_large", f"at most {state.settings.api_max_batch} runs per batch"
+        )
+    results: list[BatchItemResult] = []
+    ready: list[PreparedRun] = []
+    for index, item in enumerate(body.runs):
+        try:
+            run = _prepare(state, item.job, item)
+        except ApiError as exc:
+            results.append(
+                BatchItemResult(
+                    index=index,
+                    status=exc.status,
+                    error=ErrorBody(code=exc.code, message=exc.message, details=exc.details),
+                )
+            )
+            continue
+        ready.append(run)
+        results.append(BatchItemResult(index=index, status=202, run=_accepted(run)))
+    if ready:
+        await state.publisher.publish(ready)
+    return BatchResponse(accepted=len(ready), rejected=len(body.runs) - len(ready), results=results)
+
+
+def _from_row(row: TaskRun) -> RunStatus:
+    progress = None
+    if row.progress_current is not None or row.progress_total is not None:
+        progress = Progress(current=row.progress_current, total=row.progress_total)
+    return RunStatus(
+        run_id=row.id,
+        job=row.job,
+        queue=row.queue,
+        state=row.state,
+        params=row.params or {},
+        progress=progress,
+        result=row.result,
+        error=row.error,
+        attempts=row.attempts,
+        worker=row.worker,
+        enqueued_at=row.enqueued_at,
+        received_at=row.received_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        eta=row.eta,
+    )
+
+
+async def _status(state: ApiState, run_id: str) -> RunStatus | None:
+    row = await to_thread.run_sync(state.ledger.get, run_id)
+    if row is not None:
+        return _from_row(row)
+    record = await state.publisher.record(run_id)
+    if record is None:
+        return None
+    return RunStatus(
+        run_id=record["id"],
+        job=record["job"],
+        queue=record["queue"],
+        state="QUEUED",
+        params=record["params"],
+        enqueued_at=record["enqueued_at"],
+        eta=record.get("eta"),
+    )
+
+
+RunId = Annotated[str, Path(max_length=64, description="Run id from the 202 answer.")]
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunStatus,
+    summary="A run's state",
+    responses={**ERRORS, 404: {"model": ErrorResponse, "description": "Unknown id."}},
+)
+async def get_run(
+    run_id: RunId,
+    _principal: Read,
+    state: State,
+) -> RunStatus:
+    """State, progress, result or error, attempts, worker and timings of one run.
+
+    A run accepted a moment ago is QUEUED; an id that was never issued is a 404.
+    """
+    status = await _status(state, run_id)
+    if status is None:
+        raise ApiError(404, "unknown_run", f"no run {run_id!r}")
+    return status
+
+
+def _encode_cursor(row: TaskRun) -> str:
+    raw = json.dumps([row.enqueued_at.isoformat() if row.enqueued_at else None, row.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime | None, str]:
+    try:
+        when, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return (datetime.fromisoformat(when) if when else None), str(run_id)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ApiError(
+            422,
+            "invalid_request",
+            "cursor is not one this API issued",
+            [ErrorDetail(field="cursor", message="invalid cursor")],
+        ) from None
+
+
+@router.get(
+    "/runs", response_model=RunPage, summary="Run history from the ledger", responses=ERRORS
+)
+async def list_runs(
+    *,
+    job: Annotated[str | None, Query(max_length=64)] = None,
+    state_filter: Annotated[RunState | None, Query(alias="state")] = None,
+    since: Annotated[datetime | None, Query(description="Enqueued at or after.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    _principal: Read,
+    state: State,
+) -> RunPage:
+    """Newest first (by enqueue time); follow ``next_cursor`` for older runs."""
+    after = _decode_cursor(cursor) if cursor else None
+    if since is not None and since.tzinfo is None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "since must include a UTC offset",
+            [ErrorDetail(field="since", message="must include a UTC offset")],
+        )
+
+    def query() -> list[TaskRun]:
+        stmt = select(TaskRun)
+        if job:
+            stmt = stmt.where(TaskRun.job == job)
+        if state_filter:
+            stmt = stmt.where(TaskRun.state == state_filter.value)
+        if since:
+            stmt = stmt.where(TaskRun.enqueued_at >= since)
+        if after is not None:
+            when, run_id = after
+            if when is None:
+                stmt = stmt.where(TaskRun.enqueued_at.is_(None), TaskRun.id < run_id)
+            else:
+                stmt = stmt.where(
+                    or_(
+                        TaskRun.enqueued_at < when,
+                        and_(TaskRun.enqueued_at == when, TaskRun.id < run_id),
+                        TaskRun.enqueued_at.is_(None),
+                    )
+                )
+        stmt = stmt.order_by(TaskRun.enqueued_at.desc().nulls_last(), TaskRun.id.desc())
+        with state.sessions() as session:
+            return list(session.scalars(stmt.limit(limit + 1)))
+
+    rows = await to_thread.run_sync(query)
+    page, more = rows[:limit], len(rows) > limit
+    return RunPage(
+        runs=[_from_row(r) for r in page], next_cursor=_encode_cursor(page[-1]) if more else None
+    )
+
+
+async def _cancel(state: ApiState, run_id: str, terminate: bool) -> RunStatus:
+    status = await _status(state, run_id)
+    if status is None:
+        raise ApiError(404, "unknown_run", f"no run {run_id!r}")
+    if RunState(status.state) in FINISHED_STATES:
+        raise ApiError(409, "already_finished", f"run {run_id} already ended {status.state}")
+    if RunState(status.state) not in NOT_STARTED and not terminate:
+        raise ApiError(
+            409, "running", f"run {run_id} is {status.state}; pass terminate=true to stop it"
+        )
+
+    def revoke() -> None:
+        # SIGKILL: the workers remap SIGTERM to their soft shutdown (docs/delivery.md).
+        state.celery.control.revoke(run_id, terminate=terminate, signal="SIGKILL")
+        if RunState(status.state) in NOT_STARTED:
+            if status.state == "QUEUED":
+                state.ledger.queued(
+                    run_id,
+                    job=status.job,
+                    queue=status.queue,
+                    params=status.params,
+                    enqueued_at=status.enqueued_at or datetime.now().astimezone(),
+                )
+            state.ledger.revoked(run_id, "revoked")
+
+    if RunState(status.state) in NOT_STARTED:
+        key = revoked_key(state.settings.redis_key_prefix, run_id)
+        await state.redis.set(key, "1", ex=state.settings.result_expires_seconds)
+    await to_thread.run_sync(revoke)
+    return await _status(state, run_id) or status
+
+
+CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    404: {"model": ErrorResponse, "description": "Unknown id."},
+    409: {
+        "model": ErrorResponse,
+        "description": "Already finished, or running without terminate=true.",
+    },
+}
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=RunStatus,
+    status_code=202,
+    summary="Cancel a run",
+    responses=CANCEL_RESPONSES,
+)
+async def cancel_run(
+    *,
+    run_id: RunId,
+    terminate: Annotated[bool, Query(description="Also stop it if it is running.")] = False,
+    _principal: Trigger,
+    state: State,
+) -> RunStatus:
+    """Revoke a run. A run that has not started will not; a running one stops only with
+    ``terminate=true`` (its process is killed and the run recorded REVOKED)."""
+    return await _cancel(state, run_id, terminate)
+
+
+@router.delete(
+    "/runs/{run_id}",
+    response_model=RunStatus,
+    status_code=202,
+    summary="Cancel a run (same as POST .../cancel)",
+    responses=CANCEL_RESPONSES,
+)
+async def delete_run(
+    *,
+    run_id: RunId,
+    terminate: Annotated[bool, Query(description="Also stop it if it is running.")] = False,
+    _principal: Trigger,
+    state: State,
+) -> RunStatus:
+    return await _cancel(state, run_id, terminate)

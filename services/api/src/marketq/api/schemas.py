@@ -1,0 +1,106 @@
+"""Request and response bodies of the jobs and runs endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from marketq.api.errors import ErrorBody
+
+RunStateName = Literal[
+    "QUEUED", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"
+]
+
+
+class JobInfo(BaseModel):
+    name: str
+    queue: str
+    description: str
+    params_schema: dict[str, Any] = Field(description="JSON Schema of the job's params.")
+    example: dict[str, Any]
+    schedule: str | None = Field(description="cron (exchange time), 'after <job>' or null.")
+    trading_days_only: bool
+    market_hours_only: bool
+    soft_time_limit: int
+    time_limit: int
+    max_retries: int
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"params": {"symbols": ["AAPL", "MSFT"]}}]},
+    )
+
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="The job's parameters (see GET /jobs)."
+    )
+    countdown: float | None = Field(
+        default=None, ge=0, description="Seconds to wait before running (bounded)."
+    )
+    eta: datetime | None = Field(default=None, description="When to run (with a UTC offset).")
+    priority: int | None = Field(default=None, ge=0, le=9, description="0 is the highest.")
+    queue: str | None = Field(default=None, description="Another queue (health_check only).")
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    job: str
+    queue: str
+    state: Literal["QUEUED"] = "QUEUED"
+    enqueued_at: datetime
+    eta: datetime | None = None
+    status_url: str
+
+
+class BatchItem(RunRequest):
+    job: str = Field(description="Catalog job name.")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs: list[BatchItem] = Field(min_length=1, description="Runs to publish, in order.")
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int = Field(description="202 accepted, or the 4xx this item alone would get.")
+    run: RunAccepted | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
+class Progress(BaseModel):
+    current: int | None
+    total: int | None
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    job: str
+    queue: str
+    state: RunStateName
+    params: dict[str, Any]
+    progress: Progress | None = None
+    result: Any = None
+    error: str | None = None
+    attempts: int = 0
+    worker: str | None = None
+    enqueued_at: datetime | None = None
+    received_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    eta: datetime | None = None
+
+
+class RunPage(BaseModel):
+    runs: list[RunStatus]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")

@@ -4,11 +4,13 @@ Uses MARKETQ_REDIS_URL when it is set, else starts a private redis-server on a f
 loopback port (data under var/redis). Migrates the database (SQLite under var/ unless
 MARKETQ_DATABASE_URL is set), starts one worker per queue exactly as the containers do
 (`marketq-worker --queue <name>`), prints where everything runs, and stops every process
-it started, by PID, when interrupted.
+it started, by PID, when interrupted. The API gets a fresh development key (admin scope)
+each time unless MARKETQ_API_KEYS is set; it is printed with a curl example.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +87,33 @@ def wait_ready(name: str, log_path: Path, proc: subprocess.Popen[bytes], timeout
     sys.exit(f"{name} not ready after {timeout:.0f} s; see {log_path}")
 
 
+def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the API exited with {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"the API did not answer {url} after {timeout:.0f} s; see {log_path}")
+
+
+def development_key(env: dict[str, str]) -> str | None:
+    """A fresh admin key for this run (its hash goes to the API), unless keys are set."""
+    if env.get("MARKETQ_API_KEYS") or env.get("MARKETQ_API_KEYS_FILE"):
+        return None
+    from marketq.api.auth import new_key
+
+    key, digest = new_key()
+    env["MARKETQ_API_KEYS"] = json.dumps(
+        [{"name": "development", "sha256": digest, "scopes": ["admin"]}]
+    )
+    return key
+
+
 def stop(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
     for _name, proc in reversed(processes):
         if proc.poll() is None:
@@ -118,7 +148,9 @@ def main() -> None:
         redis_where = f"{env['MARKETQ_REDIS_URL'].split('@')[-1]} (MARKETQ_REDIS_URL)"
     else:
         env["MARKETQ_REDIS_URL"] = start_redis(processes)
-        redis_where = f"{env['MARKETQ_REDIS_URL']} (pid {processes[-1][1].pid}, data in var/redis)"
+        redis_where = (
+            f"{env['MARKETQ_REDIS_URL']} (pid {processes[-1][1].pid}, data in {VAR / 'redis'})"
+        )
 
     subprocess.run([str(bin_dir / "marketq"), "db", "upgrade"], env=env, check=True)
     subprocess.run([str(bin_dir / "marketq"), "db", "seed-demo"], env=env, check=True)
@@ -142,15 +174,38 @@ def main() -> None:
         )
         processes.append((f"worker-{queue}", proc))
         workers.append((queue, proc, log_path))
+    api_key = development_key(env)
+    api_port = int(env.get("MARKETQ_API_PORT", "0")) or free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    api_log = VAR / "log" / "api.log"
+    api = subprocess.Popen(
+        [str(bin_dir / "marketq-api"), "--host", "127.0.0.1", "--port", str(api_port)],
+        env=env,
+        stdout=api_log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    processes.append(("api", api))
     for queue, proc, log_path in workers:
         wait_ready(f"worker {queue}", log_path, proc, timeout=90)
+    wait_http(f"{api_url}/livez", api, api_log, timeout=60)
 
     print("\nmarketq is running (Ctrl-C stops everything)\n", flush=False)
     print(f"  redis      {redis_where}")
     print(f"  database   {env['MARKETQ_DATABASE_URL']}")
     for queue, proc, log_path in workers:
         print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path}")
+    print(f"  api        {api_url} (pid {api.pid}, docs {api_url}/docs, log {api_log})")
     print("\ntrigger a job (another shell):\n")
+    shown_key = api_key or "<a key from MARKETQ_API_KEYS>"
+    print(f"  export MARKETQ_API_URL={api_url} MARKETQ_API_KEY={shown_key}")
+    print(
+        '  curl -sS -X POST -H "Authorization: Bearer $MARKETQ_API_KEY" '
+        '-H \'Content-Type: application/json\' -d \'{"params":{"symbols":["AAPL"]}}\' '
+        "$MARKETQ_API_URL/api/v1/jobs/stock_quotes/runs"
+    )
+    print("  uv run marketq run stock_quotes --param symbols=AAPL,MSFT --wait")
+    print("\nor straight to the broker, without the API:\n")
     print(
         f"  export MARKETQ_REDIS_URL={env['MARKETQ_REDIS_URL']} "
         f"MARKETQ_DATABASE_URL={env['MARKETQ_DATABASE_URL']}"

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from sqlalchemy import func, select
 
 from marketq.common.db import models
+from tests.fixtures.api import KEYS, ApiProcess
 from tests.fixtures.ports import free_port
 from tests.fixtures.workers import ROOT, Stack
 
@@ -66,9 +68,10 @@ def test_submit_exit_codes_for_scripts(stack: Stack) -> None:
     assert not [r for r in stack.runs().values() if r.job == "health_check"]  # no ghost row
 
 
-def test_jobs_lists_the_catalog(stack: Stack) -> None:
-    listed = cli(stack.env, "jobs")
-    assert listed.returncode == 0
+def test_jobs_lists_the_catalog(stack: Stack, api: ApiProcess) -> None:
+    env = {**stack.env, "MARKETQ_API_URL": api.url, "MARKETQ_API_KEY": KEYS["read"]}
+    listed = cli(env, "jobs")  # over the API (tests/integration/test_cli_api.py has the rest)
+    assert listed.returncode == 0, listed.stderr
     for name in ("stock_quotes", "portfolio_report", "cleanup"):
         assert name in listed.stdout
 
@@ -103,7 +106,23 @@ def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path
         db_url = re.search(r"MARKETQ_DATABASE_URL=(\S+)", text)
         assert redis_url and db_url
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 5  # redis + four workers (+ their pool processes)
+        assert len(children) >= 6  # redis, the API, four workers (+ their pool processes)
+
+        # The API answers with the printed development key, and only with it.
+        api_url = re.search(r"MARKETQ_API_URL=(\S+)", text)
+        api_key = re.search(r"MARKETQ_API_KEY=(\S+)", text)
+        assert api_url and api_key
+        auth = {"Authorization": f"Bearer {api_key[1]}"}
+        accepted = httpx.post(
+            f"{api_url[1]}/api/v1/jobs/health_check/runs", json={}, headers=auth, timeout=10
+        )
+        assert accepted.status_code == 202, accepted.text
+        status_url = api_url[1] + accepted.json()["status_url"]
+        deadline = time.monotonic() + 60
+        while httpx.get(status_url, headers=auth).json()["state"] != "SUCCESS":
+            assert time.monotonic() < deadline, "health_check did not succeed via the API"
+            time.sleep(0.2)
+        assert httpx.get(status_url, headers={"Authorization": "Bearer nope"}).status_code == 401
 
         job_env = {**env, "MARKETQ_REDIS_URL": redis_url[1], "MARKETQ_DATABASE_URL": db_url[1]}
         done = cli(job_env, "submit", "portfolio_snapshot", "--wait")

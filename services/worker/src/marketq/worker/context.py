@@ -42,6 +42,15 @@ class JobContext:
         """The exchange-local date of the run's reference time."""
         return self.as_of.astimezone(self.calendar.tz).date()
 
+    @property
+    def last_session(self) -> date:
+        """The last exchange session that had closed at the run's reference time.
+
+        End-of-day jobs default to it, so a run during a session never stores that
+        session's bar before it is complete.
+        """
+        return self.calendar.last_completed_session(self.as_of).day
+
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)

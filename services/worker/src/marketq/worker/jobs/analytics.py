@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
@@ -56,7 +56,7 @@ def _none_if_nan(value: Any) -> Any:
 
 @implements("technical_indicators")
 def technical_indicators(ctx: JobContext, params: TechnicalIndicatorsParams) -> JobResult:
-    as_of = params.as_of or ctx.today
+    as_of = params.as_of or ctx.last_session
     symbols = ctx.symbols(params.symbols)
     total = 0
     for done, symbol in enumerate(symbols, start=1):
@@ -80,6 +80,13 @@ def technical_indicators(ctx: JobContext, params: TechnicalIndicatorsParams) -> 
     return {"as_of": as_of.isoformat(), "symbols": len(symbols), "rows": total}
 
 
+def _close_of(ctx: JobContext, day: date) -> datetime:
+    session = ctx.calendar.session(day)
+    if session is not None:
+        return session.close
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
 def _indicator_frame(session: Session, symbol: str, until: date) -> pd.DataFrame:
     rows = session.scalars(
         select(TechnicalIndicatorRow)
@@ -95,18 +102,22 @@ def _indicator_frame(session: Session, symbol: str, until: date) -> pd.DataFrame
 
 @implements("trading_signals")
 def trading_signals(ctx: JobContext, params: TradingSignalsParams) -> JobResult:
-    as_of = params.as_of or ctx.today
+    as_of = params.as_of or ctx.last_session
     symbols = ctx.symbols(params.symbols)
     created_at = ctx.as_of
-    expires_at = created_at + timedelta(hours=ctx.settings.signal_ttl_hours)
+    ttl = timedelta(hours=ctx.settings.signal_ttl_hours)
     rows: list[dict[str, Any]] = []
     counts = {"buy": 0, "sell": 0, "hold": 0}
     with ctx.transaction() as session:
         for done, symbol in enumerate(symbols, start=1):
             indicators = _indicator_frame(session, symbol, as_of)
             if indicators.empty:
+                ctx.progress(done, len(symbols))
                 continue
             day = indicators["day"].max()
+            # Expiry counts from the close of the day signalled, so a re-run at another
+            # time gives the same expiry.
+            expires_at = _close_of(ctx, day) + ttl
             closes = _stored_bars(session, symbol, day, 20)
             for decision in derive_signals(indicators, closes, day):
                 counts[decision.signal] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from marketq.common.db.models import EarningsCalendarRow, EconomicEventRow
@@ -27,7 +28,12 @@ def earnings_calendar(ctx: JobContext, params: EarningsCalendarParams) -> JobRes
 def economic_events(ctx: JobContext, params: EconomicEventsParams) -> JobResult:
     start = ctx.today
     end = start + timedelta(days=params.days_ahead)
-    events = ctx.provider.economic_events(start, end)
+    # A release scheduled after the run has no actual figure yet, whatever a provider
+    # without a clock returns.
+    events = [
+        replace(event, actual=None) if event.scheduled_at > ctx.as_of else event
+        for event in ctx.provider.economic_events(start, end)
+    ]
     with ctx.transaction() as session:
         total = write(session, EconomicEventRow, as_rows(events))
     ctx.progress(1, 1)

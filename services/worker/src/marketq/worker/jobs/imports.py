@@ -58,7 +58,9 @@ def data_import(ctx: JobContext, params: DataImportParams) -> JobResult:
         # Nothing has been written: validation happens before the transaction opens.
         raise PermanentJobError(f"rejected {params.path or 'content'}: {exc}") from None
 
-    checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # The same positions file imported into two portfolios is two imports.
+    scope = f"{params.portfolio}\n" if params.portfolio is not None else ""
+    checksum = hashlib.sha256((scope + text).encode("utf-8")).hexdigest()
     rows = parsed.rows
     ctx.progress(0, len(rows))
     with ctx.transaction() as session:

@@ -43,7 +43,7 @@ def options_chain(ctx: JobContext, params: OptionsChainParams) -> JobResult:
 
 @implements("historical_prices")
 def historical_prices(ctx: JobContext, params: HistoricalPricesParams) -> JobResult:
-    end = params.end or ctx.today
+    end = params.end or ctx.last_session
     start = params.start or end - timedelta(days=params.lookback_days)
     symbols = ctx.symbols(params.symbols)
     total = 0

@@ -104,7 +104,7 @@ def value_portfolio(
 
 @implements("portfolio_snapshot")
 def portfolio_snapshot(ctx: JobContext, params: PortfolioSnapshotParams) -> JobResult:
-    day = params.as_of or ctx.today
+    day = params.as_of or ctx.last_session
     with ctx.transaction() as session:
         query = select(Portfolio).order_by(Portfolio.id)
         if params.portfolio_ids:
@@ -124,7 +124,7 @@ def portfolio_snapshot(ctx: JobContext, params: PortfolioSnapshotParams) -> JobR
 
 @implements("portfolio_report")
 def portfolio_report(ctx: JobContext, params: PortfolioReportParams) -> JobResult:
-    day = params.as_of or ctx.today
+    day = params.as_of or ctx.last_session
     with ctx.transaction() as session:
         portfolio = session.get(Portfolio, params.portfolio_id)
         if portfolio is None:

@@ -49,6 +49,25 @@ fmt: sync  ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
+.PHONY: bench bench-api
+bench: bench-api  ## every benchmark in bench/ (ratios against peers, never timed tests)
+
+BENCH_ARGS ?=
+# Its own environment (the workspace + the `bench` group): `make sync`/`make test` run
+# `uv sync --frozen`, which removes packages outside the default groups from .venv.
+BENCH_VENV ?= $(CURDIR)/var/bench-venv
+bench-api: bootstrap-up  ## submit API vs Flower and a naive FastAPI; writes docs/performance.md
+	@missing=""; for tool in wrk redis-server; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "bench: installing$$missing (apt-get)" >&2; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "bench: missing$$missing; run: sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	fi
+	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --quiet --group bench
+	$(BENCH_VENV)/bin/python bench/api_submit.py $(BENCH_ARGS)
+
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)
 	rm -rf var
@@ -56,3 +75,7 @@ clean:  ## remove local state (database, logs, Redis dir)
 .PHONY: docs
 docs: sync  ## regenerate the tables in docs/ that are generated from code
 	$(UV) run --frozen python -c "from marketq.common.reference_docs import regenerate; regenerate()"
+
+.PHONY: openapi
+openapi: sync  ## regenerate docs/openapi.json from the API (tests/unit/test_openapi.py checks it)
+	$(UV) run --frozen python -m tests.unit.test_openapi

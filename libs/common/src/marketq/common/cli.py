@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from marketq.common import cli_jobs
+from marketq.common import cli_api, cli_jobs
 
 app = typer.Typer(
     name="marketq",
@@ -187,8 +187,8 @@ def db_revision(
     console.print(f"[green]wrote[/] {path}: review it, then run `marketq db check --scratch`")
 
 
-app.command("jobs")(cli_jobs.jobs)
 app.command("submit")(cli_jobs.submit)
+cli_api.register(app)  # jobs, run, status, cancel, runs, queues, workers, ...
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""``marketq jobs`` and ``marketq submit``: the catalog and direct publishing.
+"""``marketq submit``: direct publishing (``marketq jobs`` and ``run`` use the API: cli_api).
 
 ``submit`` publishes straight to the broker through the same validation the API uses and
 follows the run in the ledger. It is for operators on a machine that reaches Redis and
@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from marketq.common.catalog import CATALOG, JobSpec, UnknownJobError
 
@@ -51,24 +50,6 @@ def parse_params(job: JobSpec, pairs: list[str], raw_json: str | None) -> dict[s
         else:
             params[key] = value
     return params
-
-
-def jobs() -> None:
-    """List the job catalog."""
-    table = Table(title="marketq jobs")
-    table.add_column("job", no_wrap=True)
-    table.add_column("queue", no_wrap=True)
-    for column in ("schedule", "market hours", "description"):
-        table.add_column(column)
-    for job in CATALOG.values():
-        table.add_row(
-            job.name,
-            job.queue.value,
-            job.schedule.describe() if job.schedule else "on demand",
-            "yes" if job.market_hours_only else "",
-            job.description,
-        )
-    console.print(table)
 
 
 def submit(

@@ -2,11 +2,13 @@
 
 Clients never see a traceback. Validation errors name the field (``details[].field``);
 Redis being unreachable is a 503 with ``Retry-After``; anything unexpected is a logged
-500 with an id the operator can find in the logs.
+500 with an id the operator can find in the logs. The OpenAPI document says the same:
+FastAPI's own 422 model (``HTTPValidationError``) is replaced by ``ErrorResponse``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -80,7 +82,31 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _document_error_shape(document: dict[str, Any]) -> dict[str, Any]:
+    """Point FastAPI's default 422 responses at ErrorResponse, the body actually sent."""
+    ref = "#/components/schemas/HTTPValidationError"
+    for operation in (op for ops in document.get("paths", {}).values() for op in ops.values()):
+        response = operation.get("responses", {}).get("422")
+        schema = (response or {}).get("content", {}).get("application/json", {}).get("schema")
+        if schema == {"$ref": ref}:
+            response["description"] = "Invalid request; details name each offending field."
+            schema["$ref"] = "#/components/schemas/ErrorResponse"
+    schemas = document.get("components", {}).get("schemas", {})
+    if ref not in json.dumps(document.get("paths", {})):
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+    return document
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer every failure in the one shape, and document that shape in /openapi.json."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return _document_error_shape(generate())
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
@@ -88,7 +114,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            ErrorDetail(field=_field(tuple(e.get("loc", ()))), message=e["msg"], type=e["type"])
+            ErrorDetail(
+                # A body that is not JSON: the loc is a character position, not a field.
+                field=None if e["type"] == "json_invalid" else _field(tuple(e.get("loc", ()))),
+                message=e["msg"],
+                type=e["type"],
+            )
             for e in exc.errors()
         ]
         names = ", ".join(d.field or "(body)" for d in details)
@@ -96,6 +127,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it cannot decode (not UTF-8, say). Invalid JSON is
+            # already a 422 json_invalid; an unreadable body is the same client error.
+            detail = ErrorDetail(field=None, message=str(exc.detail), type="json_invalid")
+            return error_response(422, "invalid_request", "invalid request: (body)", [detail])
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marketq.api.errors import ErrorBody
 
+# A schema-level ceiling far above any limit the settings allow (the real one is the
+# visibility timeout's, checked by prepare_run) and far below where datetime overflows.
+COUNTDOWN_CEILING = 366 * 86_400
+
 RunStateName = Literal[
     "QUEUED", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"
 ]
@@ -38,7 +42,11 @@ class RunRequest(BaseModel):
         default_factory=dict, description="The job's parameters (see GET /jobs)."
     )
     countdown: float | None = Field(
-        default=None, ge=0, description="Seconds to wait before running (bounded)."
+        default=None,
+        ge=0,
+        le=COUNTDOWN_CEILING,
+        allow_inf_nan=False,
+        description="Seconds to wait before running (bounded; the job's limit applies).",
     )
     eta: datetime | None = Field(default=None, description="When to run (with a UTC offset).")
     priority: int | None = Field(default=None, ge=0, le=9, description="0 is the highest.")
@@ -60,7 +68,19 @@ class BatchItem(RunRequest):
 
 
 class BatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "runs": [
+                        {"job": "stock_quotes", "params": {"symbols": ["AAPL", "MSFT"]}},
+                        {"job": "historical_prices", "params": {"symbols": ["AAPL"]}},
+                    ]
+                }
+            ]
+        },
+    )
 
     runs: list[BatchItem] = Field(min_length=1, description="Runs to publish, in order.")
 

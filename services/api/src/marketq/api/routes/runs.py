@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -267,8 +267,13 @@ def _encode_cursor(row: TaskRun) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime | None, str]:
     try:
         when, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return (datetime.fromisoformat(when) if when else None), str(run_id)
-    except (ValueError, TypeError, json.JSONDecodeError):
+        instant = datetime.fromisoformat(when) if when else None
+        if instant is not None:
+            if instant.tzinfo is None:  # the ledger refuses naive times; ours never are
+                raise ValueError("naive cursor time")
+            instant = instant.astimezone(UTC)  # OverflowError at the ends of the calendar
+        return instant, str(run_id)
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise ApiError(
             422,
             "invalid_request",
@@ -299,6 +304,16 @@ async def list_runs(
             "since must include a UTC offset",
             [ErrorDetail(field="since", message="must include a UTC offset")],
         )
+    if since is not None:
+        try:
+            since = since.astimezone(UTC)  # the database compares UTC instants
+        except OverflowError:
+            raise ApiError(
+                422,
+                "invalid_request",
+                "since is out of range",
+                [ErrorDetail(field="since", message="out of range")],
+            ) from None
 
     def query() -> list[TaskRun]:
         stmt = select(TaskRun)

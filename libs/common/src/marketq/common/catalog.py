@@ -306,6 +306,10 @@ class Catalog(Mapping[str, JobSpec]):
         except KeyError:
             raise UnknownJobError(name) from None
 
+    def __contains__(self, name: object) -> bool:
+        # Mapping's default asks __getitem__ for a KeyError; ours raises UnknownJobError.
+        return name in self._jobs
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._jobs)
 

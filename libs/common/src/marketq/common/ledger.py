@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, func
+from sqlalchemy import ColumnElement, Insert, case, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -139,7 +139,16 @@ class Ledger:
                 "parent_id": parent_id,
                 "attempts": 0,
             },
-            {"state": RunState.RECEIVED.value, "worker": worker, "received_at": now},
+            # A retry's message comes back at once and waits in the worker for its
+            # countdown: the run stays RETRY until it starts again.
+            {
+                "state": case(
+                    (TaskRun.state == RunState.RETRY.value, RunState.RETRY.value),
+                    else_=RunState.RECEIVED.value,
+                ),
+                "worker": worker,
+                "received_at": now,
+            },
         )
 
     def started(

@@ -92,6 +92,8 @@ class PreparedRun:
     expires: datetime | None
     enqueued_at: datetime
     headers: dict[str, Any] = field(default_factory=dict)
+    # Celery signatures the worker publishes when this run succeeds (chains).
+    links: tuple[Any, ...] = ()
 
 
 def prepare_run(
@@ -185,6 +187,8 @@ def send_run(app: Celery, run: PreparedRun, *, parent_id: str | None = None) -> 
         options["priority"] = run.priority
     if parent_id is not None:
         options["parent_id"] = parent_id
+    if run.links:
+        options["link"] = list(run.links)
     app.send_task(run.job.name, **options)
 
 

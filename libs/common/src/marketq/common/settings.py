@@ -9,6 +9,7 @@ Every field here is listed in ``docs/configuration.md``; a test fails when one i
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -189,6 +190,49 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a GET /workers answer is reused."
     )
 
+    # --- scheduler (beat) ------------------------------------------------------------
+    beat_enabled: bool = Field(
+        default=True,
+        description="Run the scheduler; false makes marketq-beat exit at once and make up "
+        "start none (jobs then run only when triggered).",
+    )
+    schedule_file: str | None = Field(
+        default=None,
+        description="YAML schedule file layered over the catalog (a mounted ConfigMap); "
+        "see docs/schedules.md.",
+    )
+    beat_lock_timeout_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="The scheduler lock expires this long after the holder's last renewal; "
+        "a standby takes over within this plus one loop interval.",
+    )
+    beat_max_loop_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Longest sleep of the scheduler loop (also the standby's lock poll).",
+    )
+    beat_catchup_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="A fire missed while no beat ran is still published this late (a job's "
+        "expiry shortens it); older ones are skipped as missed.",
+    )
+    beat_http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104  (a pod's probes and scrapes come from outside it)
+        description="Address of beat's /metrics and /livez endpoint.",
+    )
+    beat_http_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of beat's /metrics and /livez."
+    )
+    beat_liveness_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/livez fails when the scheduler loop has not run for this long.",
+    )
+
     # --- process ----------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every marketq process."
@@ -203,7 +247,9 @@ class Settings(BaseSettings):
         for name in ("redis_url", "broker_url", "result_backend_url", "database_url", "api_keys"):
             path = os.environ.get(f"MARKETQ_{name.upper()}_FILE")
             if path and name not in data and f"MARKETQ_{name.upper()}" not in os.environ:
-                data[name] = Path(path).read_text(encoding="utf-8").strip()
+                text = Path(path).read_text(encoding="utf-8").strip()
+                # Complex fields arrive as JSON text, as they would from the environment.
+                data[name] = json.loads(text) if name == "api_keys" else text
         return data
 
     @field_validator("symbols", mode="before")
@@ -219,6 +265,16 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _beat_loop_inside_lock(self) -> Settings:
+        # The holder renews the lock once per loop; a loop as long as the lock lets it lapse.
+        if self.beat_max_loop_interval_seconds * 3 > self.beat_lock_timeout_seconds:
+            raise ValueError(
+                "beat_max_loop_interval_seconds must be at most a third of "
+                "beat_lock_timeout_seconds (the holder renews the lock once per loop)"
+            )
+        return self
 
     @property
     def effective_broker_url(self) -> str:

@@ -11,11 +11,12 @@ from redis.asyncio import Redis
 from marketq.api.auth import KeyRing
 from marketq.api.errors import ErrorResponse, install_error_handlers
 from marketq.api.publisher import RunPublisher
-from marketq.api.routes import health, jobs, runs
+from marketq.api.routes import health, jobs, market, metrics, queues, runs, schedules, workers
 from marketq.api.state import ApiState
 from marketq.common.celery_app import create_celery_app
 from marketq.common.db.engine import get_sessionmaker
 from marketq.common.ledger import Ledger
+from marketq.common.schedules import load_schedule_file
 from marketq.common.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -44,6 +45,8 @@ def _redis(settings: Settings) -> Redis:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # An invalid schedule file stops the start, naming the entry and field.
+    schedule_file = load_schedule_file(settings.schedule_file) if settings.schedule_file else {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=sessions,
             ledger=Ledger(sessions),
             keys=KeyRing(settings.api_keys),
+            schedule_file=schedule_file,
         )
         try:
             yield
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={500: {"model": ErrorResponse, "description": "Unexpected error."}},
     )
     install_error_handlers(app)
-    for module in (health, jobs, runs):
+    app.add_middleware(metrics.RequestMetricsMiddleware)
+    for module in (health, jobs, runs, queues, workers, schedules, market, metrics):
         app.include_router(module.router)
     return app

@@ -88,6 +88,7 @@ class RunPublisher:
             kwargs=run.params,
             eta=run.eta,
             expires=run.expires,
+            callbacks=[dict(link) for link in run.links] or None,
             origin="marketq-api",
         )
         headers = {**task.headers, **run.headers}

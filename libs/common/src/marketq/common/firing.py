@@ -1,0 +1,156 @@
+"""When an entry fires: its clock (cron in exchange time, or a fixed interval) and the
+exchange calendar's gate. Beat decides with these functions and the API previews with
+them, so ``GET /api/v1/schedules`` shows exactly what beat will do.
+
+The clock yields *raw* fires (every minute, for ``* * * * *``). The gate then lets a fire
+through, or names why not: ``market_closed`` for a ``market_hours_only`` entry outside a
+session (holidays, weekends, nights, after an early close), ``not_trading_day`` for a
+``trading_days_only`` entry on a day that is no session. Beat counts every refused fire
+in ``marketq_beat_skipped_total{reason}``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from enum import StrEnum
+from functools import lru_cache
+from itertools import islice
+
+from marketq.common.calendar import MarketCalendar
+from marketq.common.schedule_preview import cron_expression, fire_times
+from marketq.common.schedules import ScheduleEntry, next_interval_fire
+
+__all__ = ["Clock", "Verdict", "clock_of", "entry_next_fires", "gate"]
+
+_ONE_DAY = timedelta(days=1)
+# Every accepted cron expression fires within eight years (29 February and a weekday).
+_HORIZON = timedelta(days=8 * 366)
+
+
+class Verdict(StrEnum):
+    FIRE = "fire"
+    MARKET_CLOSED = "market_closed"
+    NOT_TRADING_DAY = "not_trading_day"
+    MISSED = "missed"  # the fire is older than the entry's catch-up window
+    DISABLED = "disabled"
+    DUPLICATE = "duplicate"  # another beat claimed this fire first
+
+
+@lru_cache(maxsize=512)
+def _day_fires(expression: str, day: date, tz: tzinfo) -> tuple[datetime, ...]:
+    """The fires of one wall-clock date, ascending (cached: beat asks every minute)."""
+    return tuple(cron_expression(expression).fires_on(day, tz))
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Raw fire instants of an entry: five-field cron on ``tz``'s wall clock, or every
+    ``every_seconds`` on the epoch grid (the same instants in every process)."""
+
+    cron: str | None
+    every_seconds: int | None
+    tz: tzinfo
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.every_seconds is None):
+            raise ValueError("a clock is a cron expression or an interval")
+
+    def next_after(self, after: datetime) -> datetime:
+        return next(self.fires(after, None))
+
+    def fires(self, after: datetime, until: datetime | None) -> Iterator[datetime]:
+        """Raw fires strictly after ``after`` and (if given) strictly before ``until``."""
+        if self.every_seconds is not None:
+            fire = next_interval_fire(after, self.every_seconds)
+            step = timedelta(seconds=self.every_seconds)
+            while until is None or fire < until:
+                yield fire.astimezone(self.tz)
+                fire += step
+            return
+        assert self.cron is not None
+        # A wall-clock date's fires all come before the next date's, DST or not.
+        day = after.astimezone(self.tz).date()
+        last = until.astimezone(self.tz).date() if until is not None else day + _HORIZON
+        while day <= last:
+            fires = _day_fires(self.cron, day, self.tz)
+            for fire in fires[bisect_right(fires, after) :]:
+                if until is not None and fire >= until:
+                    return
+                yield fire
+            day += _ONE_DAY
+
+    def latest_at_or_before(self, now: datetime, not_before: datetime) -> datetime | None:
+        """The last raw fire in ``(not_before, now]``, if any."""
+        latest = None
+        for fire in self.fires(not_before, now + timedelta(microseconds=1)):
+            latest = fire
+        return latest
+
+
+def clock_of(entry: ScheduleEntry, tz: tzinfo) -> Clock:
+    return Clock(cron=entry.cron, every_seconds=entry.every_seconds, tz=tz)
+
+
+def gate(
+    fire: datetime,
+    calendar: MarketCalendar,
+    *,
+    market_hours_only: bool,
+    trading_days_only: bool,
+    tz: tzinfo | None = None,
+) -> Verdict:
+    """Whether the calendar lets a raw fire through."""
+    if market_hours_only and not calendar.is_open(fire):
+        return Verdict.MARKET_CLOSED
+    if trading_days_only and not calendar.is_trading_day(fire.astimezone(tz or calendar.tz).date()):
+        return Verdict.NOT_TRADING_DAY
+    return Verdict.FIRE
+
+
+def entry_next_fires(
+    entry: ScheduleEntry,
+    *,
+    after: datetime,
+    calendar: MarketCalendar,
+    tz: tzinfo,
+    count: int = 3,
+) -> list[datetime]:
+    """The next ``count`` fires the gate lets through (none for chain links)."""
+    if not entry.clocked:
+        return []
+    if entry.cron is not None:
+        # Session by session: an every-minute market-hours cron skips nights in one step.
+        return list(
+            islice(
+                fire_times(
+                    entry.cron,
+                    after=after,
+                    calendar=calendar,
+                    tz=tz,
+                    trading_days_only=entry.trading_days_only,
+                    market_hours_only=entry.market_hours_only,
+                ),
+                count,
+            )
+        )
+    clock = clock_of(entry, tz)
+    found: list[datetime] = []
+    fire = after
+    # An interval gated by the market: at most a long weekend of raw fires to step over.
+    for _ in range(200_000):
+        fire = clock.next_after(fire)
+        verdict = gate(
+            fire,
+            calendar,
+            market_hours_only=entry.market_hours_only,
+            trading_days_only=entry.trading_days_only,
+            tz=tz,
+        )
+        if verdict is Verdict.FIRE:
+            found.append(fire)
+            if len(found) == count:
+                break
+    return found

@@ -1,0 +1,62 @@
+"""The Celery app beat runs: the common factory plus RedBeat's settings.
+
+RedBeat's Redis is the broker's, with explicit socket timeouts (without one, a Redis
+that vanished without closing the connection stalls the scheduler loop), its keys carry
+marketq's prefix, and the lock timeout is marketq's (about a minute) rather than RedBeat's 25
+minutes, so a standby takes over within lock timeout + one loop interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import beat_init
+
+from marketq.beat import observability
+from marketq.common.celery_app import create_celery_app
+from marketq.common.settings import Settings, get_settings
+
+log = logging.getLogger("marketq.beat")
+
+
+def redbeat_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "redbeat_redis_url": settings.effective_broker_url,
+        "redbeat_redis_options": {
+            "socket_timeout": settings.broker_socket_timeout_seconds,
+            "socket_connect_timeout": settings.broker_connect_timeout_seconds,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        },
+        "redbeat_key_prefix": f"{settings.redis_key_prefix}redbeat:",
+        "redbeat_lock_timeout": settings.beat_lock_timeout_seconds,
+        "beat_max_loop_interval": settings.beat_max_loop_interval_seconds,
+        "beat_scheduler": "marketq.beat.scheduler:ExchangeScheduler",
+    }
+    if settings.redis_tls_ca_file:
+        config["redbeat_redis_use_ssl"] = {"ssl_ca_certs": settings.redis_tls_ca_file}
+    return config
+
+
+def create_beat_app(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = create_celery_app("marketq-beat", settings)
+    app.conf.update(redbeat_config(settings))
+    return app
+
+
+app = create_beat_app()
+
+
+def _serve_http(sender: Any = None, **_kwargs: Any) -> None:
+    settings = get_settings()
+    server = observability.serve(
+        settings.beat_http_host, settings.beat_http_port, settings.beat_liveness_seconds
+    )
+    host, port = server.server_address[:2]
+    log.info("beat: /metrics and /livez on http://%s:%s", host, port)
+
+
+beat_init.connect(_serve_http, weak=False, dispatch_uid="marketq.beat.http")

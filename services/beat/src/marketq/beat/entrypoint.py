@@ -1,0 +1,75 @@
+"""``marketq-beat``: exec Celery beat with marketq's exchange-aware RedBeat scheduler.
+
+The process replaces itself with Celery (``os.execv``), so in a container beat is PID 1
+and SIGTERM reaches it: beat then releases its lock and the standby (if any) takes over
+at its next poll instead of waiting for the lock to expire.
+
+``MARKETQ_BEAT_ENABLED=false`` turns the scheduler off cleanly: the command says so and
+exits 0 (the chart renders no beat Deployment in that case; ``make up`` starts none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from marketq.common.schedules import effective_entries, load_schedule_file
+from marketq.common.settings import Settings, get_settings
+
+BEAT_APP = "marketq.beat.app:app"
+SCHEDULER = "marketq.beat.scheduler:ExchangeScheduler"
+
+
+def beat_argv(settings: Settings, *, app: str = BEAT_APP, loglevel: str | None = None) -> list[str]:
+    # The loop interval, the lock and RedBeat's Redis come from the app's configuration.
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        app,
+        "beat",
+        "--scheduler",
+        SCHEDULER,
+        "--loglevel",
+        (loglevel or settings.log_level).upper(),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="marketq-beat", description="Run marketq's scheduler (Celery beat with RedBeat)."
+    )
+    parser.add_argument("--loglevel", help="Overrides MARKETQ_LOG_LEVEL")
+    parser.add_argument(
+        "--check", action="store_true", help="Validate the schedule (file included) and exit"
+    )
+    parser.add_argument(
+        "--print", action="store_true", help="Print the celery command instead of running it"
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if not settings.beat_enabled:
+        print("marketq-beat: the scheduler is disabled (MARKETQ_BEAT_ENABLED=false); exiting")
+        return
+    # Fail here, naming the entry and field, rather than inside Celery's start-up.
+    try:
+        file_entries = load_schedule_file(settings.schedule_file) if settings.schedule_file else {}
+        entries = effective_entries(file_entries)
+    except ValueError as exc:
+        sys.exit(f"marketq-beat: {exc}")
+    if args.check:
+        print(f"marketq-beat: schedule ok, {len(entries)} entries")
+        return
+    command = beat_argv(settings, loglevel=args.loglevel)
+    if args.print:
+        print(" ".join(command))
+        return
+    # Celery beat writes no files with RedBeat (no shelve); run from a writable cwd anyway.
+    os.execv(command[0], command)  # noqa: S606  (exec, no shell)
+
+
+if __name__ == "__main__":
+    main()

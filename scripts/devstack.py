@@ -3,8 +3,9 @@
 Uses MARKETQ_REDIS_URL when it is set, else starts a private redis-server on a free
 loopback port (data under var/redis). Migrates the database (SQLite under var/ unless
 MARKETQ_DATABASE_URL is set), starts one worker per queue exactly as the containers do
-(`marketq-worker --queue <name>`), prints where everything runs, and stops every process
-it started, by PID, when interrupted. The API gets a fresh development key (admin scope)
+(`marketq-worker --queue <name>`) and the scheduler (`marketq-beat`, unless
+MARKETQ_BEAT_ENABLED=false), prints where everything runs, and stops every process it
+started, by PID, when interrupted. The API gets a fresh development key (admin scope)
 each time unless MARKETQ_API_KEYS is set; it is printed with a curl example.
 """
 
@@ -91,14 +92,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log_path: Path, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"the API exited with {proc.returncode}; see {log_path}")
+            sys.exit(f"{url} exited with {proc.returncode}; see {log_path}")
         try:
             with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (loopback)
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.2)
-    sys.exit(f"the API did not answer {url} after {timeout:.0f} s; see {log_path}")
+    sys.exit(f"no answer from {url} after {timeout:.0f} s; see {log_path}")
 
 
 def development_key(env: dict[str, str]) -> str | None:
@@ -186,9 +187,29 @@ def main() -> None:
         cwd=ROOT,
     )
     processes.append(("api", api))
+    beat = None
+    beat_enabled = env.get("MARKETQ_BEAT_ENABLED", "true").lower() not in ("false", "0", "no")
+    if beat_enabled:
+        beat_port = free_port()
+        env_beat = {
+            **env,
+            "MARKETQ_BEAT_HTTP_HOST": "127.0.0.1",
+            "MARKETQ_BEAT_HTTP_PORT": str(beat_port),
+        }
+        beat_log = VAR / "log" / "beat.log"
+        beat = subprocess.Popen(
+            [str(bin_dir / "marketq-beat")],
+            env=env_beat,
+            stdout=beat_log.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        processes.append(("beat", beat))
     for queue, proc, log_path in workers:
         wait_ready(f"worker {queue}", log_path, proc, timeout=90)
     wait_http(f"{api_url}/livez", api, api_log, timeout=60)
+    if beat is not None:
+        wait_http(f"http://127.0.0.1:{beat_port}/livez", beat, beat_log, timeout=60)
 
     print("\nmarketq is running (Ctrl-C stops everything)\n", flush=False)
     print(f"  redis      {redis_where}")
@@ -196,6 +217,13 @@ def main() -> None:
     for queue, proc, log_path in workers:
         print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path}")
     print(f"  api        {api_url} (pid {api.pid}, docs {api_url}/docs, log {api_log})")
+    if beat is not None:
+        print(
+            f"  beat       pid {beat.pid:<8} metrics http://127.0.0.1:{beat_port}/metrics "
+            f"log {beat_log} (full schedule; `marketq schedules` shows the next fires)"
+        )
+    else:
+        print("  beat       off (MARKETQ_BEAT_ENABLED=false): jobs run only when triggered")
     print("\ntrigger a job (another shell):\n")
     shown_key = api_key or "<a key from MARKETQ_API_KEYS>"
     print(f"  export MARKETQ_API_URL={api_url} MARKETQ_API_KEY={shown_key}")

@@ -105,8 +105,12 @@ def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path
         redis_url = re.search(r"MARKETQ_REDIS_URL=(\S+)", text)
         db_url = re.search(r"MARKETQ_DATABASE_URL=(\S+)", text)
         assert redis_url and db_url
+        beat = re.search(r"beat\s+pid (\d+)\s+metrics (\S+)/metrics", text)
+        assert beat, text
+        assert httpx.get(f"{beat[2]}/livez", timeout=5).status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 6  # redis, the API, four workers (+ their pool processes)
+        assert len(children) >= 7  # redis, the API, beat, four workers (+ pool processes)
+        assert int(beat[1]) in {c.pid for c in children}
 
         # The API answers with the printed development key, and only with it.
         api_url = re.search(r"MARKETQ_API_URL=(\S+)", text)
@@ -123,6 +127,13 @@ def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path
             assert time.monotonic() < deadline, "health_check did not succeed via the API"
             time.sleep(0.2)
         assert httpx.get(status_url, headers={"Authorization": "Bearer nope"}).status_code == 401
+        # Beat runs the full catalog schedule and holds the lock.
+        schedules = httpx.get(f"{api_url[1]}/api/v1/schedules", headers=auth, timeout=10).json()
+        assert {e["name"] for e in schedules["schedules"]} >= {"stock_quotes", "cleanup"}
+        deadline = time.monotonic() + 30
+        while "marketq_beat_lock_held 1.0" not in httpx.get(f"{beat[2]}/metrics").text:
+            assert time.monotonic() < deadline, "beat did not take the scheduler lock"
+            time.sleep(0.5)
 
         job_env = {**env, "MARKETQ_REDIS_URL": redis_url[1], "MARKETQ_DATABASE_URL": db_url[1]}
         done = cli(job_env, "submit", "portfolio_snapshot", "--wait")

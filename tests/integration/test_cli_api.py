@@ -238,6 +238,28 @@ def test_schedules_and_market_views(stack: Stack, api: ApiProcess) -> None:
     assert as_json(raw) == expected.json()
 
 
+def test_schedule_edit_reset_and_fire_from_the_cli(stack: Stack, api: ApiProcess) -> None:
+    admin = cli_env(stack.env, api.url, "admin")
+    disabled = marketq(admin, "schedule", "news", "--disable", "-p", "symbols=msft")
+    assert disabled.returncode == 0, disabled.stderr
+    assert "disabled" in disabled.stdout and "edited" in disabled.stdout
+    shown = as_json(marketq(admin, "schedule", "news", "--json"))
+    assert shown["enabled"] is False and shown["params"] == {"symbols": ["MSFT"]}
+    assert shown["next_fires"] == [] and shown["source"] == "runtime"
+    bad = marketq(admin, "schedule", "news", "--cron", "*/5 * *")
+    assert bad.returncode == 2 and "cron" in bad.stderr
+    reset = as_json(marketq(admin, "schedule", "news", "--reset", "--json"))
+    assert reset["enabled"] is True and reset["source"] == "catalog" and reset["params"] == {}
+    fired = marketq(admin, "schedule", "health_check", "--run")
+    assert fired.returncode == 2  # an on-demand job has no schedule entry
+    fired = marketq(admin, "schedule", "news", "--run", "--json")
+    assert fired.returncode == 0, fired.stderr
+    with api.client("read") as client:
+        assert client.get(f"/api/v1/runs/{as_json(fired)['run_id']}").json()["state"] == "QUEUED"
+    reader = marketq(cli_env(stack.env, api.url, "read"), "schedule", "news", "--enable")
+    assert reader.returncode == 5
+
+
 def test_authentication_and_authorization_exit_5(stack: Stack, api: ApiProcess) -> None:
     no_key = marketq(cli_env(stack.env, api.url, None), "jobs")
     assert no_key.returncode == 5

@@ -863,15 +863,29 @@ def render_schedules(body: dict[str, Any]) -> None:
     title = (
         f"schedules on {escape(str(body.get('exchange', '')))} "
         f"({escape(str(body.get('timezone', '')))}) after {_instant(body.get('as_of'))}"
+        if body.get("exchange")
+        else "schedule entry"
     )
+    scheduler = body.get("scheduler") or {}
+    if scheduler.get("holder"):
+        title += (
+            f"; beat {escape(str(scheduler['holder']))} ticked {_when(scheduler.get('last_tick'))}"
+        )
+    elif scheduler:
+        title += "; [yellow]no beat holds the lock[/]"
     table = Table(title=title, title_justify="left")
-    table.add_column("job", no_wrap=True)
+    table.add_column("entry", no_wrap=True)
     table.add_column("queue", no_wrap=True)
     table.add_column("when")
     table.add_column("calendar")
     table.add_column("next fires (exchange time)")
+    table.add_column("last fire")
     for entry in body["schedules"]:
-        when = entry.get("cron") or f"after {entry.get('after')}"
+        when = entry.get("cron") or (
+            f"every {entry['every_seconds']} s"
+            if entry.get("every_seconds")
+            else f"after {entry.get('after')}"
+        )
         if entry.get("followed_by"):
             when += f" → {', '.join(entry['followed_by'])}"
         flags = [
@@ -882,12 +896,21 @@ def render_schedules(body: dict[str, Any]) -> None:
             )
             if entry.get(key)
         ]
+        name = str(entry.get("name") or entry.get("job", ""))
+        if entry.get("job") and entry.get("job") != name:
+            name += f" ({entry['job']})"
+        if entry.get("enabled") is False:
+            name += " [yellow]disabled[/]"
+        if entry.get("source") == "runtime":
+            flags.append("edited")
+        last = entry.get("last_fire") or {}
         table.add_row(
-            escape(str(entry.get("job", ""))),
+            escape(name) if "[" not in name else name,
             escape(str(entry.get("queue", ""))),
             escape(when),
             ", ".join(flags),
             "\n".join(_instant(fire) for fire in entry.get("next_fires") or []),
+            _when(last.get("fire_at")) if last else "",
         )
     console.print(table)
 
@@ -968,6 +991,63 @@ def schedules(
         _render_view(body, "schedules", "schedules", render_schedules)
 
 
+def schedule(
+    name: Annotated[str, typer.Argument(metavar="ENTRY", help="Schedule entry name.")],
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Turn the entry on or off.")
+    ] = None,
+    cron: Annotated[str | None, typer.Option(help="New cron, in exchange time.")] = None,
+    every: Annotated[int | None, typer.Option(help="Fire every N seconds instead.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="k=v params replacing the entry's (repeatable)."),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Drop the runtime edit (back to catalog + file).")
+    ] = False,
+    fire: Annotated[
+        bool, typer.Option("--run", help="Fire the entry now (with its chain); prints the run.")
+    ] = False,
+    api_url: ApiUrlOption = DEFAULT_API_URL,
+    api_key: ApiKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show, edit (PATCH), reset or fire one schedule entry. Edits take effect within one
+    beat loop and survive beat restarts; --reset drops them."""
+    path = f"/api/v1/schedules/{quote(name, safe='')}"
+    with api_session(api_url, api_key, as_json=as_json) as client:
+        if reset:
+            response = client.call("DELETE", f"{path}/override")
+        elif fire:
+            response = client.call("POST", f"{path}/run")
+        elif enable is not None or cron or every or param:
+            body: dict[str, Any] = {}
+            if enable is not None:
+                body["enabled"] = enable
+            if cron:
+                body["cron"] = cron
+            if every:
+                body["every_seconds"] = every
+            if param:
+                listed = client.get(path).json()
+                body["params"] = _params(str(listed.get("job", name)), param, None)
+            response = client.call("PATCH", path, body=body)
+        else:
+            response = client.get(path)
+    if as_json:
+        emit(response.text)
+        return
+    data = response.json()
+    if fire:
+        console.print(
+            f"fired {escape(name)}: run {escape(str(data.get('run_id')))} "
+            f"(`marketq status {escape(str(data.get('run_id')))}`)",
+            highlight=False,
+        )
+        return
+    render_schedules({"schedules": [data]})
+
+
 def market(
     at: AtOption = None,
     api_url: ApiUrlOption = DEFAULT_API_URL,
@@ -989,6 +1069,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "queues": queues,
     "workers": workers,
     "schedules": schedules,
+    "schedule": schedule,
     "market": market,
 }
 

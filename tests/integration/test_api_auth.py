@@ -34,7 +34,12 @@ OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
 SCOPES = ("read", "trigger", "admin")  # each implies the ones before it
 # The scope a route needs: GET reads, anything else triggers. A route that needs more
 # is listed here (and then the trigger key must get 403 on it).
-ADMIN_ONLY: frozenset[tuple[str, str]] = frozenset()
+ADMIN_ONLY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("PATCH", "/api/v1/schedules/{name}"),  # changes what beat fires for everyone
+        ("DELETE", "/api/v1/schedules/{name}/override"),
+    }
+)
 PATH_SAMPLES = {"name": "stock_quotes", "run_id": "0b7e1a52-0000-4000-8000-000000000000"}
 
 

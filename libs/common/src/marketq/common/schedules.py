@@ -23,7 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -359,12 +359,3 @@ def next_interval_fire(after: datetime, every_seconds: int) -> datetime:
     """The first multiple of ``every_seconds`` since the epoch strictly after ``after``."""
     seconds = int(after.timestamp() // every_seconds + 1) * every_seconds
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def interval_fires(after: datetime, every_seconds: int, until: datetime) -> list[datetime]:
-    fires = []
-    fire = next_interval_fire(after, every_seconds)
-    while fire < until:
-        fires.append(fire)
-        fire += timedelta(seconds=every_seconds)
-    return fires

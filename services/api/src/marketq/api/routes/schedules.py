@@ -175,13 +175,33 @@ def _schedule_error(exc: ScheduleError) -> ApiError:
     return ApiError(422, "invalid_schedule", str(exc), details)
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _hash(state: ApiState, key: str) -> dict[str, str]:
+    """A Redis hash with text keys and values (the API's client returns bytes)."""
+    raw = await state.redis.hgetall(key)
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+async def _store_edit(state: ApiState, name: str, patch: EntryPatch | None) -> None:
+    """Store (or with None drop) an entry's runtime edit and tell beat to resync."""
+    prefix = state.settings.redis_key_prefix
+    async with state.redis.pipeline(transaction=True) as pipe:
+        if patch is None:
+            pipe.hdel(overrides_key(prefix), name)
+        else:
+            pipe.hset(overrides_key(prefix), name, patch.model_dump_json(exclude_unset=True))
+        pipe.incr(version_key(prefix))
+        await pipe.execute()
+
+
 async def _overrides(state: ApiState) -> dict[str, EntryPatch]:
-    raw = await state.redis.hgetall(overrides_key(state.settings.redis_key_prefix))
     overrides = {}
-    for name, text in raw.items():
-        key = name.decode() if isinstance(name, bytes) else str(name)
+    for name, text in (await _hash(state, overrides_key(state.settings.redis_key_prefix))).items():
         try:
-            overrides[key] = parse_override(key, text.decode() if isinstance(text, bytes) else text)
+            overrides[name] = parse_override(name, text)
         except ScheduleError:
             continue  # beat ignores it too (and logs it)
     return overrides
@@ -216,8 +236,7 @@ async def _views(
 ) -> list[ScheduleView]:
     calendar = await market_calendar(state.settings)
     tz = ZoneInfo(state.settings.timezone)
-    last = await state.redis.hgetall(fires_key(state.settings.redis_key_prefix))
-    last = {(k.decode() if isinstance(k, bytes) else k): v for k, v in last.items()}
+    last = await _hash(state, fires_key(state.settings.redis_key_prefix))
     views = []
     for entry in entries.values():
         job = CATALOG[entry.job]
@@ -283,17 +302,15 @@ async def list_schedules(
         views = await _views(state, entries, now, count)
     except CalendarRangeError as exc:
         raise out_of_range(exc) from None
-    status = await state.redis.hgetall(beat_status_key(state.settings.redis_key_prefix))
-    status = {(k.decode() if isinstance(k, bytes) else k): v for k, v in status.items()}
+    status = await _hash(state, beat_status_key(state.settings.redis_key_prefix))
     tick = status.get("tick")
-    holder = status.get("holder")
     return SchedulesResponse(
         exchange=calendar.code,
         timezone=str(tz),
         as_of=instant(now, tz),
         scheduler=SchedulerView(
             enabled=state.settings.beat_enabled,
-            holder=holder.decode() if isinstance(holder, bytes) else holder,
+            holder=status.get("holder"),
             last_tick=datetime.fromtimestamp(float(tick), UTC) if tick else None,
         ),
         schedules=views,
@@ -356,11 +373,7 @@ async def patch_schedule(
         apply_patch(entries, name, merged)
     except ScheduleError as exc:
         raise _schedule_error(exc) from None
-    prefix = state.settings.redis_key_prefix
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(overrides_key(prefix), name, merged.model_dump_json(exclude_unset=True))
-        pipe.incr(version_key(prefix))
-        await pipe.execute()
+    await _store_edit(state, name, merged)
     return await _one(state, name)
 
 
@@ -374,11 +387,7 @@ async def reset_schedule(*, name: EntryName, _principal: Admin, state: State) ->
     """Back to the catalog and schedule file's definition (idempotent)."""
     entries, _ = await _entries(state)
     _entry(entries, name)
-    prefix = state.settings.redis_key_prefix
-    async with state.redis.pipeline(transaction=True) as pipe:
-        pipe.hdel(overrides_key(prefix), name)
-        pipe.incr(version_key(prefix))
-        await pipe.execute()
+    await _store_edit(state, name, None)
     return await _one(state, name)
 
 

@@ -77,8 +77,10 @@ def test_two_beats_never_publish_a_fire_twice_through_kill_and_stop(
     assert "lost the scheduler lock" in standby.log_text()
 
     started = min(fires_of(stack, "probe"))
+    # On a loaded machine the steps above can take less than a minute of fires: keep
+    # the surviving holder publishing until the run covers one.
+    stack.wait_for(lambda: max(fires_of(stack, "probe")) - started >= 60, 40, "a minute of fires")
     fires = fires_of(stack, "probe")
-    assert max(fires) - started >= 60, "the run covers at least a minute"
     duplicated = [second for second, n in Counter(fires).items() if n > 1]
     assert duplicated == []
     assert all(f == int(f) for f in fires), "interval fires sit on whole seconds"

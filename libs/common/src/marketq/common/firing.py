@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import islice
@@ -39,10 +39,25 @@ class Verdict(StrEnum):
     DUPLICATE = "duplicate"  # another beat claimed this fire first
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(instant: datetime) -> int:
+    """Exact microseconds since the epoch: an integer key that compares without a time
+    zone lookup (aware datetimes in different zones each consult their tzinfo on every
+    comparison, which made bisecting a day's 1,440 fires the scheduler's main cost)."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
 @lru_cache(maxsize=512)
-def _day_fires(expression: str, day: date, tz: tzinfo) -> tuple[datetime, ...]:
-    """The fires of one wall-clock date, ascending (cached: beat asks every minute)."""
-    return tuple(cron_expression(expression).fires_on(day, tz))
+def _day_fires(
+    expression: str, day: date, tz: tzinfo
+) -> tuple[tuple[datetime, ...], tuple[int, ...]]:
+    """The fires of one wall-clock date, ascending, with their epoch microseconds
+    (cached: beat asks every minute)."""
+    fires = tuple(cron_expression(expression).fires_on(day, tz))
+    return fires, tuple(_micros(fire) for fire in fires)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +89,14 @@ class Clock:
         # A wall-clock date's fires all come before the next date's, DST or not.
         day = after.astimezone(self.tz).date()
         last = until.astimezone(self.tz).date() if until is not None else day + _HORIZON
+        after_us = _micros(after)
+        until_us = _micros(until) if until is not None else None
         while day <= last:
-            fires = _day_fires(self.cron, day, self.tz)
-            for fire in fires[bisect_right(fires, after) :]:
-                if until is not None and fire >= until:
+            fires, stamps = _day_fires(self.cron, day, self.tz)
+            for index in range(bisect_right(stamps, after_us), len(fires)):
+                if until_us is not None and stamps[index] >= until_us:
                     return
-                yield fire
+                yield fires[index]
             day += _ONE_DAY
 
     def latest_at_or_before(self, now: datetime, not_before: datetime) -> datetime | None:

@@ -38,9 +38,7 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def outcome(samples: dict, job: str, what: str, queue: str = "default") -> float:
-    return value(
-        samples, "marketq_task_outcomes_total", queue=queue, job_name=job, outcome=what
-    )
+    return value(samples, "marketq_task_outcomes_total", queue=queue, job_name=job, outcome=what)
 
 
 def test_outcomes_failures_retries_revokes_and_histograms(stack: Stack) -> None:
@@ -104,9 +102,7 @@ def test_outcomes_failures_retries_revokes_and_histograms(stack: Stack) -> None:
     flaky_labels = {"queue": "default", "job_name": "data_import"}
     assert value(after, "marketq_task_runtime_seconds_count", **flaky_labels) == 2
     # No pid or hostname label anywhere.
-    assert not any(
-        dict(labels).keys() & {"pid", "hostname", "job"} for _name, labels in after
-    )
+    assert not any(dict(labels).keys() & {"pid", "hostname", "job"} for _name, labels in after)
     assert flaky in stack.runs()
 
 

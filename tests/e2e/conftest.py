@@ -47,7 +47,12 @@ def process_values(redis: RedisServer, database_url: str) -> dict[str, Any]:
             "podMonitor": {"enabled": True},
         },
         # Beat's lock and loop short enough that it holds the lock within the run.
-        "config": {"beatLockTimeoutSeconds": 15, "beatMaxLoopIntervalSeconds": 2},
+        # Idle workers still wait out the soft shutdown on SIGTERM: keep the teardown short.
+        "config": {
+            "beatLockTimeoutSeconds": 15,
+            "beatMaxLoopIntervalSeconds": 2,
+            "workerSoftShutdownSeconds": 2,
+        },
     }
 
 

@@ -327,6 +327,8 @@ class PodBuilder:
                 changed = True
             assert changed, f"{pod.owner}: nothing makes the process listen on port {number}"
             pod.ports[number] = local
+        if not pod.ports:
+            return  # a client (the test pod, the migration): it listens on nothing
         for index, arg in enumerate(pod.argv[:-1]):
             if arg == "--host" and pod.argv[index + 1] != "127.0.0.1":
                 pod.overrides.append(f"arg --host {pod.argv[index + 1]} -> 127.0.0.1")

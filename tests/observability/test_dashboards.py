@@ -84,7 +84,7 @@ def test_panels_do_not_overlap(path: Path) -> None:
     cells: set[tuple[int, int]] = set()
     for panel in json.loads(path.read_text())["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24
         area = {
             (x, y)
             for x in range(grid["x"], grid["x"] + grid["w"])

@@ -160,17 +160,36 @@ seccompProfile:
 {{- include "marketq.componentName" (list . "redis") }}
 {{- end }}
 
-{{/* The bundled Redis password: the value, else the one already in the cluster, else new. */}}
+{{/* A random secret made once per render and kept across upgrades: the value in the
+     cluster's Secret when there is one, else new. Memoised in .Values so every include in
+     one render (the Secret, the URL, the checksums) sees the same one.
+     (list $ "secret-name" "key" length) */}}
+{{- define "marketq.generatedSecret" -}}
+{{- $root := index . 0 }}
+{{- $secret := index . 1 }}
+{{- $key := index . 2 }}
+{{- if not (hasKey $root.Values "__generatedSecrets") }}
+{{- $_ := set $root.Values "__generatedSecrets" dict }}
+{{- end }}
+{{- $memo := get $root.Values "__generatedSecrets" }}
+{{- $id := printf "%s/%s" $secret $key }}
+{{- if not (hasKey $memo $id) }}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace $secret }}
+{{- if and $existing $existing.data (hasKey $existing.data $key) }}
+{{- $_ := set $memo $id (index $existing.data $key | b64dec) }}
+{{- else }}
+{{- $_ := set $memo $id (randAlphaNum (index . 3)) }}
+{{- end }}
+{{- end }}
+{{- get $memo $id }}
+{{- end }}
+
+{{/* The bundled Redis password: the value, else generated. */}}
 {{- define "marketq.bundledRedisPassword" -}}
 {{- if .Values.redis.bundled.password }}
 {{- .Values.redis.bundled.password }}
 {{- else }}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "marketq.bundledRedisName" .) }}
-{{- if and $existing $existing.data (hasKey $existing.data "password") }}
-{{- index $existing.data "password" | b64dec }}
-{{- else }}
-{{- required "internal: bundled Redis password" (.Values.redis.bundled.password | default (randAlphaNum 32)) }}
-{{- end }}
+{{- include "marketq.generatedSecret" (list . (include "marketq.bundledRedisName" .) "password" 32) }}
 {{- end }}
 {{- end }}
 
@@ -195,14 +214,9 @@ seccompProfile:
 {{- if .Values.tests.apiKeySecret }}{{ .Values.tests.apiKeySecretKey }}{{ else }}api-key{{ end }}
 {{- end }}
 
-{{/* The generated test key: kept across upgrades like the Redis password. */}}
+{{/* The generated test key, kept across upgrades. */}}
 {{- define "marketq.testKey" -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "marketq.testKeySecretName" .) }}
-{{- if and $existing $existing.data (hasKey $existing.data "api-key") }}
-{{- index $existing.data "api-key" | b64dec }}
-{{- else }}
-{{- randAlphaNum 40 }}
-{{- end }}
+{{- include "marketq.generatedSecret" (list . (include "marketq.testKeySecretName" .) "api-key" 40) }}
 {{- end }}
 
 {{/* Shared pod parts ----------------------------------------------------------------- */}}

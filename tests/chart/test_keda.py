@@ -54,6 +54,7 @@ def test_list_trigger_settings_and_scale_from_zero(max_render: Rendered) -> None
     scaled = scaled_objects(max_render)["daily"]
     assert scaled["spec"]["minReplicaCount"] == 0
     for trigger in (t for t in scaled["spec"]["triggers"] if t["type"] == "redis"):
+        assert trigger["metricType"] == "AverageValue"
         assert trigger["metadata"]["activationListLength"] == "1"
         assert trigger["metadata"]["listLength"] == "20"
         assert trigger["metadata"]["address"] == "redis.example:6380"
@@ -62,16 +63,28 @@ def test_list_trigger_settings_and_scale_from_zero(max_render: Rendered) -> None
 
 
 def test_prometheus_age_trigger(max_render: Rendered) -> None:
-    for queue, scaled in scaled_objects(max_render).items():
+    objects = scaled_objects(max_render)
+    assert all(t["type"] != "prometheus" for t in objects["market_hours"]["spec"]["triggers"])
+    for queue in ("daily", "default"):
+        scaled = objects[queue]
         age = next(t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus")
         assert age["metricType"] == "Value"
         assert age["metadata"]["ignoreNullValues"] == "false"
         assert (
             age["metadata"]["query"] == f'max(marketq_queue_oldest_age_seconds{{queue="{queue}"}})'
         )
-        target = {"market_hours": "30", "daily": "900", "default": "300"}[queue]
-        assert age["metadata"]["threshold"] == target
-        assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 2}
+        assert age["metadata"]["threshold"] == {"daily": "900", "default": "300"}[queue]
+
+
+def test_fallback_only_where_every_trigger_is_average_value(max_render: Rendered) -> None:
+    # KEDA rejects a fallback next to a Value trigger (CheckFallbackValid).
+    for scaled in scaled_objects(max_render).values():
+        types = {t.get("metricType") for t in scaled["spec"]["triggers"]}
+        if types == {"AverageValue"}:
+            assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 2}
+        else:
+            assert "fallback" not in scaled["spec"]
+    assert "fallback" in scaled_objects(max_render)["market_hours"]["spec"]
 
 
 def test_cron_prewarms_market_hours_before_the_open_in_new_york(max_render: Rendered) -> None:

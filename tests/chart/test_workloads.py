@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from marketq.common.queues import ALL_QUEUES
@@ -245,7 +248,6 @@ def test_schedule_file_is_a_configmap_mounted_in_beat_and_api(max_render: Render
     )
     # marketq's own loader accepts the rendered file.
     import tempfile
-    from pathlib import Path
 
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "schedule.yaml"
@@ -331,26 +333,67 @@ def test_topology_spread_can_be_turned_off_per_component(max_render: Rendered) -
     assert spec["tolerations"][0]["key"] == "dedicated"
 
 
-def test_config_covers_the_settings_it_names(default_render: Rendered) -> None:
+def test_config_names_only_real_settings(each_render: Rendered) -> None:
+    from marketq.common.settings import QueueOptions, Settings
+
+    config = each_render.get("ConfigMap", name("config"))["data"]
+    fields = {f"MARKETQ_{f.upper()}" for f in Settings.model_fields}
+    nested = {
+        f"MARKETQ_QUEUES__{q.upper()}__{f.upper()}"
+        for q in QUEUES
+        for f in QueueOptions.model_fields
+    }
+    for key in config:
+        if key == "MARKETQ_API_PORT":
+            continue  # read by the marketq-api entrypoint, not a setting
+        assert key in fields | nested, f"{key} is not a marketq setting"
+
+
+def _settings_from(
+    rendered: Rendered, deployment: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """Settings as the container would load them: the ConfigMap plus the container's env,
+    with the mounted secret files written where the env points."""
     from marketq.common.settings import Settings
 
-    config = default_render.get("ConfigMap", name("config"))["data"]
-    fields = {f"MARKETQ_{f.upper()}" for f in Settings.model_fields}
-    for key in config:
-        if key.startswith("MARKETQ_QUEUES__") or key == "MARKETQ_API_PORT":
-            continue  # nested per-queue settings; the API port is an entrypoint option
-        if key in ("MARKETQ_WORKER_HTTP_PORT",) and key not in fields:
-            continue  # the worker HTTP server's setting (observability branch)
-        assert key in fields, f"{key} is not a marketq setting"
-    # Settings read the rendered values without complaint.
-    settings = Settings(
-        **{
-            k.removeprefix("MARKETQ_").lower(): v
-            for k, v in config.items()
-            if k.removeprefix("MARKETQ_").lower() in Settings.model_fields
-        }
-    )
-    assert settings.redis_key_prefix == "marketq:"
+    for key in list(os.environ):
+        if key.startswith("MARKETQ_"):
+            monkeypatch.delenv(key)
+    for key, value in rendered.get("ConfigMap", name("config"))["data"].items():
+        monkeypatch.setenv(key, value)
+    secrets = {
+        "MARKETQ_REDIS_URL_FILE": "redis://:pw@redis.example:6379/0",
+        "MARKETQ_DATABASE_URL_FILE": "postgresql+psycopg://marketq@db.example/marketq",
+        "MARKETQ_API_KEYS_FILE": "[]",
+    }
+    for key, value in env(container(rendered.get("Deployment", deployment))).items():
+        if key in secrets:
+            path = tmp_path / key
+            path.write_text(secrets[key], encoding="utf-8")
+            value = str(path)
+        monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_the_rendered_environment_loads_into_settings(
+    max_render: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from marketq.common.celery_app import visibility_timeout
+
+    settings = _settings_from(max_render, name("worker-market-hours"), tmp_path, monkeypatch)
+    assert settings.redis_url == "redis://:pw@redis.example:6379/0"
+    assert settings.database_url.startswith("postgresql+psycopg://")
+    assert settings.queues.market_hours.concurrency == 4
+    assert settings.queues.market_hours.max_time_limit_seconds == 120
+    assert settings.queues.market_hours.max_memory_per_child_kb == 400000
+    assert settings.queues.market_hours.target_age_seconds == 30
+    assert settings.queues.daily.max_time_limit_seconds == 1200
+    assert settings.exchange_timezone == "America/New_York"
+    assert settings.worker_http_port == 9101
+    assert settings.symbols[0] == "AAPL"
+    assert visibility_timeout(settings) == 3600
+    api = _settings_from(max_render, name("api"), tmp_path, monkeypatch)
+    assert api.api_keys == () and api.schedule_file == "/etc/marketq/schedule/schedule.yaml"
 
 
 def test_helm_test_hook_runs_health_check_on_every_queue(each_render: Rendered) -> None:

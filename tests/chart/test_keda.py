@@ -142,3 +142,19 @@ def test_keda_asked_for_without_keda_installed_renders_fixed_replicas() -> None:
     rendered = render(values={"workers.defaults.autoscaling.keda.enabled": True})
     assert not rendered.kinds("ScaledObject")
     assert all(d["spec"]["replicas"] == 1 for d in rendered.workers().values())
+
+
+def test_a_redis_without_password_or_ca_needs_no_authentication() -> None:
+    rendered = render(
+        values={
+            "redis.bundled.enabled": False,
+            "redis.url": "redis://redis.example:6379/0",
+            "redis.keda.address": "redis.example:6379",
+            "workers.defaults.autoscaling.keda.enabled": True,
+            "keda.force": True,
+        }
+    )
+    assert not rendered.kinds("TriggerAuthentication")
+    assert len(rendered.kinds("ScaledObject")) == 4
+    for scaled in rendered.kinds("ScaledObject"):
+        assert all("authenticationRef" not in t for t in scaled["spec"]["triggers"])

@@ -114,9 +114,12 @@ def test_network_policies(max_render: Rendered) -> None:
     policies = {p["metadata"]["name"]: p["spec"] for p in max_render.kinds("NetworkPolicy")}
     assert set(policies) == {name("api"), name("worker"), name("beat")}
     api = policies[name("api")]
-    assert api["ingress"][0]["from"] == [
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
-    ]
+    test_pod = max_render.get("Pod", name("test-health-check"))["metadata"]["labels"]
+    ingress_nginx, helm_test = api["ingress"][0]["from"]
+    assert ingress_nginx == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    }
+    assert helm_test["podSelector"]["matchLabels"].items() <= test_pod.items()
     for component in ("worker", "beat"):
         spec = policies[name(component)]
         assert spec["policyTypes"] == ["Ingress", "Egress"]

@@ -62,6 +62,7 @@ class Rendered:
     """The objects of one render, with the finders tests use."""
 
     objects: tuple[dict[str, Any], ...]
+    sources: frozenset[str] = frozenset()  # the templates that produced objects
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o["kind"] == kind]
@@ -89,7 +90,12 @@ def render(
     api_versions: Iterable[str] = (),
 ) -> Rendered:
     out = helm(*template_args(values_files, values, api_versions))
-    return Rendered(tuple(o for o in yaml.safe_load_all(out.stdout) if o))
+    sources = frozenset(
+        line.removeprefix("# Source: marketq/")
+        for line in out.stdout.splitlines()
+        if line.startswith("# Source: marketq/")
+    )
+    return Rendered(tuple(o for o in yaml.safe_load_all(out.stdout) if o), sources)
 
 
 def render_error(

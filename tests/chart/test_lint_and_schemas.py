@@ -91,3 +91,14 @@ def test_no_crd_objects_without_the_apis(default_render: Rendered) -> None:
 def test_optional_apis_alone_render_nothing_extra(default_render: Rendered) -> None:
     declared = render(api_versions=OPTIONAL_APIS)
     assert len(declared.objects) == len(default_render.objects)
+
+
+def test_every_template_renders_in_the_default_or_maximal_set(
+    default_render: Rendered, max_render: Rendered
+) -> None:
+    templates = {
+        str(path.relative_to(CHART))
+        for path in (CHART / "templates").rglob("*.yaml")
+        if path.name != "validate.yaml"  # guards only: renders no object
+    }
+    assert templates - (default_render.sources | max_render.sources) == set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import os
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from marketq.common.queues import ALL_QUEUES
-from tests.chart.helm import VALUES_MAX, Rendered, name, render
+from tests.chart.helm import CHART, VALUES_MAX, Rendered, name, render
 
 QUEUES = [q.value for q in ALL_QUEUES]
 
@@ -347,6 +348,33 @@ def test_config_names_only_real_settings(each_render: Rendered) -> None:
         if key == "MARKETQ_API_PORT":
             continue  # read by the marketq-api entrypoint, not a setting
         assert key in fields | nested, f"{key} is not a marketq setting"
+
+
+# Settings the chart sets outside `config` (secrets by file, components' own values).
+SET_ELSEWHERE = {
+    "redis_url": "redis.url / redis.existingSecret (MARKETQ_REDIS_URL_FILE)",
+    "broker_url": "redis.existingSecret holds one URL for broker and results",
+    "result_backend_url": "redis.existingSecret holds one URL for broker and results",
+    "redis_tls_ca_file": "redis.tls.caSecret",
+    "database_url": "database.url / database.existingSecret (MARKETQ_DATABASE_URL_FILE)",
+    "api_keys": "api.auth (MARKETQ_API_KEYS_FILE)",
+    "queues": "workers.queues",
+    "beat_enabled": "beat.enabled",
+    "schedule_file": "schedule.file",
+    "beat_http_host": "0.0.0.0, the process default",
+    "beat_http_port": "beat.port",
+    "worker_http_host": "set per worker container",
+    "worker_http_port": "workers.httpPort",
+}
+
+
+def test_every_setting_has_a_value_in_the_chart() -> None:
+    from marketq.common.settings import Settings
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    in_config = {re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower() for key in values["config"]}
+    missing = set(Settings.model_fields) - in_config - SET_ELSEWHERE.keys()
+    assert not missing, f"settings the chart cannot set: {sorted(missing)}"
 
 
 def _settings_from(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 

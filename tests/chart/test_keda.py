@@ -138,10 +138,12 @@ def test_hpa_fallback_when_keda_is_off(max_render: Rendered) -> None:
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 
 
-def test_keda_asked_for_without_keda_installed_renders_fixed_replicas() -> None:
+def test_keda_asked_for_without_keda_installed_falls_back_to_the_hpa() -> None:
     rendered = render(values={"workers.defaults.autoscaling.keda.enabled": True})
     assert not rendered.kinds("ScaledObject")
-    assert all(d["spec"]["replicas"] == 1 for d in rendered.workers().values())
+    hpas = {h["spec"]["scaleTargetRef"]["name"] for h in rendered.kinds("HorizontalPodAutoscaler")}
+    assert hpas == {d["metadata"]["name"] for d in rendered.workers().values()}
+    assert all("replicas" not in d["spec"] for d in rendered.workers().values())
 
 
 def test_a_redis_without_password_or_ca_needs_no_authentication() -> None:

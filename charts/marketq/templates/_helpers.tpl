@@ -373,3 +373,11 @@ topologySpreadConstraints:
 {{- define "marketq.catalogTimeLimits" -}}
 {"market_hours": 280, "daily": 660, "periodic": 660, "default": 900}
 {{- end }}
+
+{{/* True when a queue gets the plain CPU HPA: asked for, or KEDA asked for on a cluster
+     without KEDA (the fallback, so the queue still scales). */}}
+{{- define "marketq.workerUsesHpa" -}}
+{{- $root := index . 0 }}
+{{- $w := index . 1 }}
+{{- if or $w.autoscaling.hpa.enabled (and $w.autoscaling.keda.enabled (not (include "marketq.kedaAvailable" $root))) }}true{{ end }}
+{{- end }}

@@ -68,6 +68,16 @@ bench-api: bootstrap-up  ## submit API vs Flower and a naive FastAPI; writes doc
 	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --quiet --group bench
 	$(BENCH_VENV)/bin/python bench/api_submit.py $(BENCH_ARGS)
 
+.PHONY: helm chart-docs chart-test
+helm:  ## fetch helm v4 into .tools/helm (unless helm v4 is on PATH) and print its path
+	@scripts/fetch-helm.sh
+
+chart-docs: sync  ## regenerate charts/marketq/values.schema.json and the chart README's values table
+	$(UV) run --frozen python scripts/chart_values_docs.py
+
+chart-test: bootstrap-test sync  ## helm lint/template, schema validation and guards of charts/marketq
+	$(UV) run --frozen pytest tests/chart -q -n 0
+
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)
 	rm -rf var

@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         description="Added to twice the longest hard time limit to give the visibility "
         "timeout (a message may wait up to half of it for its ETA, then run to its limit).",
     )
+    # --- chart (issue 6): an explicit visibility timeout the Helm chart can guard ---------
+    visibility_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Explicit visibility timeout (derived from the margin when unset); must "
+        "exceed twice the longest hard time limit or every process refuses to start.",
+    )
     unacked_restore_interval_seconds: int = Field(
         default=10,
         ge=1,

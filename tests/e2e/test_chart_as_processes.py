@@ -30,7 +30,12 @@ from tests.e2e.stack import ChartStack, Process
 from tests.fixtures.api import KEYS
 from tests.fixtures.redis import RedisServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+# One chart stack per session: every test here runs on the same xdist worker.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.xdist_group("chart-e2e"),
+]
 
 QUEUES = [q.value for q in Queue]
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}

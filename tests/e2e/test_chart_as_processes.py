@@ -112,8 +112,13 @@ def test_every_deployment_runs_and_passes_its_declared_probes(
     services = sorted(p.pod.service for p in chart_stack.processes.values())
     assert services.count("api") == 1 and services.count("beat") == 1
     assert sorted(worker_queues(chart_stack).values()) == sorted(QUEUES)
+    execs = {"api": "uvicorn", "worker": "celery", "beat": "celery"}
     for name, process in chart_stack.processes.items():
         assert process.alive(), f"{name} exited:\n{process.log_text()[-3000:]}"
+        # The rendered command execs the server: the process Kubernetes starts (PID 1 in
+        # the container) is the one that gets SIGTERM, with no shell in between.
+        running = psutil.Process(process.pid).cmdline()
+        assert execs[process.pod.service] in " ".join(running[:4]), (name, running)
         probes = chart_stack.probes[name]
         assert any(p.startswith(("livenessProbe", "startupProbe")) for p in probes), probes
         if process.pod.service != "beat":

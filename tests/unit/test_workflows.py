@@ -65,7 +65,7 @@ def test_ci_keeps_make_test_and_lints_images_and_workflows() -> None:
     assert "make test" in commands
     assert "hadolint services/*/Dockerfile" in commands
     assert "actionlint" in commands
-    assert "pytest tests/chart tests/e2e" in commands
+    assert "make chart-test" in commands
 
 
 def test_images_workflow_builds_every_service_and_pushes_only_on_tags() -> None:

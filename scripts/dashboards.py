@@ -383,7 +383,12 @@ TASKS = Dashboard(
             "Failures by exception (last hour)",
             (
                 q(
-                    f"""sum by (job_name, exception)
+                    # A series new within the hour (the first failure of its kind) counts
+                    # whole: increase() cannot see the step from "absent" to its value.
+                    f"""(sum by (job_name, exception) (marketq_task_failures_total{{{NSQJ}}})
+                    unless sum by (job_name, exception)
+                    (marketq_task_failures_total{{{NSQJ}}} offset 1h))
+                    or sum by (job_name, exception)
                     (increase(marketq_task_failures_total{{{NSQJ}}}[1h])) > 0""",
                     "{{job_name}} {{exception}}",
                     instant=True,

@@ -56,6 +56,13 @@ EMPTY_HERE: dict[str, str] = {
 }
 # Panels that read kube-state-metrics series: they must parse, and may be empty here.
 KUBE_STATE_METRICS = re.compile(r"\bkube_\w+")
+# Panel queries (dashboard uid / panel title / refId) that must parse but may be empty
+# here, with the reason. Their metric names are not required to exist either.
+PANELS_EMPTY_HERE: dict[str, str] = {
+    "marketq-schedule / Fires and skips per job (last hour) / B": "beat counts a skip only "
+    "when a due fire is not published (market closed at a fire instant, missed, duplicate); "
+    "the probe entry here always fires",
+}
 # Grafana's variables, as Grafana substitutes them when "All" is selected.
 VARIABLES = {
     "$__rate_interval": "5m",
@@ -86,6 +93,10 @@ def panel_queries() -> list[tuple[str, str]]:
                 where = f"{board['uid']} / {panel['title']} / {target['refId']}"
                 queries.append((where, substitute(target["expr"])))
     return queries
+
+
+def test_panels_allowed_empty_here_exist() -> None:
+    assert set(PANELS_EMPTY_HERE) <= {where for where, _ in panel_queries()}
 
 
 def test_alerts_allowed_empty_here_have_promtool_firing_cases() -> None:
@@ -119,8 +130,16 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
         **{f"MARKETQ_QUEUES__{q.name}__CONCURRENCY": "1" for q in Queue},
         # So that the backlog created below is "above target" within seconds.
         MARKETQ_QUEUES__PERIODIC__TARGET_AGE_SECONDS="1",
+        # The API's freshness reads are cached 15 s by default; this test waits for them.
+        MARKETQ_METRICS_FRESHNESS_CACHE_SECONDS="1",
     )
-    workers = stack.start_queue_workers("obs")
+    # Started together, waited for generously: imports take seconds each on a busy machine.
+    workers = {
+        q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False)
+        for q in Queue
+    }
+    for worker in workers.values():
+        worker.wait_ready(timeout=180)
     api = start_api(stack)
     beat = beats.start("beat-obs")
     targets = [
@@ -146,7 +165,7 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
 
 
 def _run_jobs(api: ApiProcess, stack: Stack) -> None:
-    """Runs on every queue, and six data imports of a missing file (they fail)."""
+    """Runs on every queue, six data imports of a missing file (they fail), and quotes."""
     runs: list[dict[str, Any]] = [
         {"job": "health_check", "params": {}, "queue": q.value} for q in Queue for _ in (1, 2)
     ]
@@ -154,6 +173,7 @@ def _run_jobs(api: ApiProcess, stack: Stack) -> None:
         {"job": "data_import", "params": {"dataset": "daily_bars", "path": "missing.csv"}}
         for _ in range(6)
     ]
+    runs.append({"job": "stock_quotes", "params": {"symbols": ["AAPL"]}})  # writes quotes
     with api.client("trigger") as client:
         response = client.post("/api/v1/runs:batch", json={"runs": runs})
     assert response.status_code == 200, response.text
@@ -215,10 +235,15 @@ def test_every_panel_and_alert_expression_against_the_real_stack(
         status, series = _result(prometheus, expr)
         if status != "ok":
             problems.append(f"panel {where}: {status}\n    {expr}")
-        elif not series and not KUBE_STATE_METRICS.search(expr):
+        elif not series and not KUBE_STATE_METRICS.search(expr) and where not in PANELS_EMPTY_HERE:
             problems.append(f"panel {where}: no series\n    {expr}")
 
-    names = {n for _, e in panel_queries() for n in METRIC_NAME.findall(e)}
+    names = {
+        n
+        for where, e in panel_queries()
+        if where not in PANELS_EMPTY_HERE
+        for n in METRIC_NAME.findall(e)
+    }
     names |= {n for e in alerts.values() for n in METRIC_NAME.findall(e)}
     for name in sorted(names):
         if not _result(prometheus, f'count({{__name__="{name}"}})')[1]:

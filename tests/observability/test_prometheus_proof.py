@@ -135,8 +135,7 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
     )
     # Started together, waited for generously: imports take seconds each on a busy machine.
     workers = {
-        q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False)
-        for q in Queue
+        q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False) for q in Queue
     }
     for worker in workers.values():
         worker.wait_ready(timeout=180)

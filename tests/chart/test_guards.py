@@ -121,3 +121,7 @@ def test_the_schema_rejects_unknown_and_mistyped_values() -> None:
         values={"workers.defaults.concurrency": 0}
     )
     assert "/config/logLevel" in render_error(values={"config.logLevel": "LOUD"})
+    # Only startup probes can be turned off.
+    assert "additional properties 'enabled' not allowed" in render_error(
+        values={"api.probes.liveness.enabled": False}
+    )

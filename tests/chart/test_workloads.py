@@ -103,9 +103,16 @@ def test_worker_probes_are_local_http_never_celery_inspect(each_render: Rendered
 
 
 def test_startup_probe_can_be_turned_off() -> None:
-    rendered = render(values={"workers.queues.daily.probes.startup.enabled": False})
+    rendered = render(
+        values={
+            "workers.queues.daily.probes.startup.enabled": False,
+            "api.probes.startup.enabled": False,
+        }
+    )
     assert "startupProbe" not in container(rendered.workers()["daily"])
     assert "startupProbe" in container(rendered.workers()["market_hours"])
+    assert "startupProbe" not in container(rendered.get("Deployment", name("api")))
+    assert "startupProbe" in container(rendered.get("Deployment", name("beat")))
 
 
 def test_api_probes_port_and_keys_file(each_render: Rendered) -> None:

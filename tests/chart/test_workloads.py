@@ -243,17 +243,21 @@ def test_checksums_roll_pods_when_config_or_secrets_change(default_render: Rende
 def test_schedule_file_is_a_configmap_mounted_in_beat_and_api(max_render: Rendered) -> None:
     from marketq.common.schedules import load_schedule_file
 
-    config = max_render.get("ConfigMap", name("config"))["data"]
-    path = config["MARKETQ_SCHEDULE_FILE"]
     schedule = max_render.get("ConfigMap", name("schedule"))
+    path = env(container(max_render.get("Deployment", name("api"))))["MARKETQ_SCHEDULE_FILE"]
     for deployment in ("api", "beat"):
         d = max_render.get("Deployment", name(deployment))
+        assert env(container(d))["MARKETQ_SCHEDULE_FILE"] == path
         volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
         mount = next(
             m for m in container(d)["volumeMounts"] if path.startswith(m["mountPath"] + "/")
         )
         assert volumes[mount["name"]]["configMap"]["name"] == schedule["metadata"]["name"]
     assert path.rsplit("/", 1)[1] in schedule["data"]
+    # Workers do not read it and are not rolled by it.
+    for worker in max_render.workers().values():
+        assert "MARKETQ_SCHEDULE_FILE" not in env(container(worker))
+        assert "checksum/schedule" not in worker["spec"]["template"]["metadata"]["annotations"]
     assert (
         yaml.safe_load(schedule["data"]["schedule.yaml"])["entries"]["news"]["cron"]
         == "*/15 * * * *"

@@ -420,3 +420,11 @@ topologySpreadConstraints:
 {{- .Values.database.url }}
 {{- end }}
 {{- end }}
+
+{{/* MARKETQ_SCHEDULE_FILE for the processes that read it (beat and the API). */}}
+{{- define "marketq.scheduleEnv" -}}
+{{- if .Values.schedule.file }}
+- name: MARKETQ_SCHEDULE_FILE
+  value: /etc/marketq/schedule/schedule.yaml
+{{- end }}
+{{- end }}

@@ -50,6 +50,18 @@ DEFS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
+            "initialDelaySeconds": {"type": "integer", "minimum": 0},
+            "periodSeconds": {"type": "integer", "minimum": 1},
+            "timeoutSeconds": {"type": "integer", "minimum": 1},
+            "failureThreshold": {"type": "integer", "minimum": 1},
+            "successThreshold": {"type": "integer", "minimum": 1},
+        },
+    },
+    # A startup probe may be turned off (liveness and readiness may not).
+    "startupProbe": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
             "enabled": {"type": "boolean"},
             "initialDelaySeconds": {"type": "integer", "minimum": 0},
             "periodSeconds": {"type": "integer", "minimum": 1},

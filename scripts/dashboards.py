@@ -383,7 +383,12 @@ TASKS = Dashboard(
             "Failures by exception (last hour)",
             (
                 q(
-                    f"""sum by (job_name, exception)
+                    # A series new within the hour (the first failure of its kind) counts
+                    # whole: increase() cannot see the step from "absent" to its value.
+                    f"""(sum by (job_name, exception) (marketq_task_failures_total{{{NSQJ}}})
+                    unless sum by (job_name, exception)
+                    (marketq_task_failures_total{{{NSQJ}}} offset 1h))
+                    or sum by (job_name, exception)
                     (increase(marketq_task_failures_total{{{NSQJ}}}[1h])) > 0""",
                     "{{job_name}} {{exception}}",
                     instant=True,
@@ -559,23 +564,22 @@ SCHEDULE = Dashboard(
             kind="table",
         ),
         Panel(
-            "Due but not yet succeeded (seconds since due)",
+            "Latest due instant minus last success",
             (
                 q(
-                    f"""(time() - max by (job_name)
-                    (marketq_schedule_last_due_timestamp_seconds{{{NS}}}))
-                    and on (job_name)
-                    (max by (job_name) (marketq_schedule_last_due_timestamp_seconds{{{NS}}})
-                    > on (job_name) max by (job_name)
-                    (marketq_job_last_success_timestamp_seconds{{{NS}}}))""",
+                    f"""max by (job_name) (marketq_schedule_last_due_timestamp_seconds{{{NS}}})
+                    - on (job_name) max by (job_name)
+                    (marketq_job_last_success_timestamp_seconds{{{NS}}})""",
                     "{{job_name}}",
                     instant=True,
                 ),
             ),
             unit="s",
             kind="table",
-            description="Jobs whose latest due instant is newer than their last success. "
-            "Alert MarketqScheduledJobMissed fires after 30 minutes in this list.",
+            thresholds=(("green", None), ("orange", 1)),
+            min=None,
+            description="Positive: the job was due and has not succeeded since. "
+            "Alert MarketqScheduledJobMissed fires when it stays positive for 30 minutes.",
         ),
         Panel(
             "Fires and skips per job (last hour)",
@@ -604,7 +608,8 @@ SCHEDULE = Dashboard(
             "Beat publish and Redis errors per second",
             (
                 q(
-                    f"sum by (job_name) (rate(marketq_beat_publish_errors_total{{{NS}}}[{RI}]))",
+                    f"""sum by (job_name) (rate(
+                    marketq_task_publish_errors_total{{{NS}, source="beat"}}[{RI}]))""",
                     "{{job_name}} publish errors",
                 ),
                 q(f"sum(rate(marketq_beat_redis_errors_total{{{NS}}}[{RI}]))", "redis errors"),
@@ -643,8 +648,8 @@ API = Dashboard(
             "5xx ratio",
             (
                 q(
-                    f"""sum(rate(marketq_api_requests_total{{{NS}, status=~"5.."}}[{RI}]))
-                    / sum(rate(marketq_api_requests_total{{{NS}}}[{RI}]))""",
+                    f"""(sum(rate(marketq_api_requests_total{{{NS}, status=~"5.."}}[{RI}]))
+                    or vector(0)) / sum(rate(marketq_api_requests_total{{{NS}}}[{RI}]))""",
                     "5xx",
                 ),
             ),

@@ -12,6 +12,10 @@ if command -v helm >/dev/null 2>&1 && helm version --short 2>/dev/null | grep -q
   command -v helm
   exit 0
 fi
+# One fetch at a time (pytest-xdist workers may ask together).
+mkdir -p .tools
+exec 9>.tools/helm.lock
+flock 9
 if [ -x "$dest/bin/helm" ]; then
   echo "$PWD/$dest/bin/helm"
   exit 0

@@ -93,7 +93,12 @@ def test_beat_loop_longer_than_a_third_of_the_lock() -> None:
 
 def test_no_redis_at_all() -> None:
     error = render_error(values={"redis.bundled.enabled": False})
-    assert "set redis.url, redis.existingSecret or redis.bundled.enabled" in error
+    assert "set redis.existingSecret or redis.url (or redis.bundled.enabled" in error
+
+
+def test_no_database_at_all() -> None:
+    error = render_error(values={"database.bundled.enabled": False})
+    assert "set database.existingSecret or database.url (or database.bundled.enabled" in error
 
 
 def test_keda_needs_a_redis_address() -> None:
@@ -116,3 +121,7 @@ def test_the_schema_rejects_unknown_and_mistyped_values() -> None:
         values={"workers.defaults.concurrency": 0}
     )
     assert "/config/logLevel" in render_error(values={"config.logLevel": "LOUD"})
+    # Only startup probes can be turned off.
+    assert "additional properties 'enabled' not allowed" in render_error(
+        values={"api.probes.liveness.enabled": False}
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import kubernetes_validate
+import pydantic
 import pytest
 from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as prometheus_operator
@@ -73,6 +74,9 @@ def test_the_crd_check_catches_an_unknown_field(max_render: Rendered) -> None:
     scaled = max_render.kinds("ScaledObject")[0]
     broken = {**scaled, "spec": {**scaled["spec"], "maxReplicas": 3}}
     assert _round_trip(broken) != broken
+    mistyped = {**scaled, "spec": {**scaled["spec"], "minReplicaCount": "one"}}
+    with pytest.raises(pydantic.ValidationError, match="minReplicaCount"):
+        _round_trip(mistyped)
 
 
 def test_no_crd_objects_without_the_apis(default_render: Rendered) -> None:

@@ -140,4 +140,11 @@ def test_bundled_redis_policy_admits_the_release_and_keda() -> None:
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}
     }
     worker = rendered.get("NetworkPolicy", name("worker"))["spec"]
-    assert any(p["port"] == 6379 for rule in worker["egress"] for p in rule["ports"])
+    ports = sorted(p["port"] for rule in worker["egress"] for p in rule["ports"])
+    assert ports == [53, 53, 5432, 6379]  # DNS, the bundled PostgreSQL and Redis
+    db = rendered.get("NetworkPolicy", name("postgresql"))["spec"]
+    assert (
+        db["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"]
+        == "mq"
+    )
+    assert len(db["ingress"][0]["from"]) == 1  # KEDA reads Redis, never the database

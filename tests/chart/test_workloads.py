@@ -103,9 +103,16 @@ def test_worker_probes_are_local_http_never_celery_inspect(each_render: Rendered
 
 
 def test_startup_probe_can_be_turned_off() -> None:
-    rendered = render(values={"workers.queues.daily.probes.startup.enabled": False})
+    rendered = render(
+        values={
+            "workers.queues.daily.probes.startup.enabled": False,
+            "api.probes.startup.enabled": False,
+        }
+    )
     assert "startupProbe" not in container(rendered.workers()["daily"])
     assert "startupProbe" in container(rendered.workers()["market_hours"])
+    assert "startupProbe" not in container(rendered.get("Deployment", name("api")))
+    assert "startupProbe" in container(rendered.get("Deployment", name("beat")))
 
 
 def test_api_probes_port_and_keys_file(each_render: Rendered) -> None:
@@ -212,7 +219,11 @@ def test_checksums_roll_pods_when_config_or_secrets_change(default_render: Rende
         assert {"checksum/config", "checksum/secrets"} <= annotations(
             default_render, deployment
         ).keys()
-    fixed = {"redis.bundled.password": "fixed", "tests.apiKeySecret": "test-key"}
+    fixed = {
+        "redis.bundled.password": "fixed",
+        "database.bundled.password": "fixed",
+        "tests.apiKeySecret": "test-key",
+    }
     changed = render(values={**fixed, "config.logLevel": "DEBUG"})
     again = render(values={**fixed, "config.logLevel": "DEBUG"})
     base = render(values=fixed)
@@ -232,17 +243,21 @@ def test_checksums_roll_pods_when_config_or_secrets_change(default_render: Rende
 def test_schedule_file_is_a_configmap_mounted_in_beat_and_api(max_render: Rendered) -> None:
     from marketq.common.schedules import load_schedule_file
 
-    config = max_render.get("ConfigMap", name("config"))["data"]
-    path = config["MARKETQ_SCHEDULE_FILE"]
     schedule = max_render.get("ConfigMap", name("schedule"))
+    path = env(container(max_render.get("Deployment", name("api"))))["MARKETQ_SCHEDULE_FILE"]
     for deployment in ("api", "beat"):
         d = max_render.get("Deployment", name(deployment))
+        assert env(container(d))["MARKETQ_SCHEDULE_FILE"] == path
         volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
         mount = next(
             m for m in container(d)["volumeMounts"] if path.startswith(m["mountPath"] + "/")
         )
         assert volumes[mount["name"]]["configMap"]["name"] == schedule["metadata"]["name"]
     assert path.rsplit("/", 1)[1] in schedule["data"]
+    # Workers do not read it and are not rolled by it.
+    for worker in max_render.workers().values():
+        assert "MARKETQ_SCHEDULE_FILE" not in env(container(worker))
+        assert "checksum/schedule" not in worker["spec"]["template"]["metadata"]["annotations"]
     assert (
         yaml.safe_load(schedule["data"]["schedule.yaml"])["entries"]["news"]["cron"]
         == "*/15 * * * *"
@@ -292,18 +307,21 @@ def test_images_and_tags(max_render: Rendered, default_render: Rendered) -> None
 def test_migrations_run_as_a_pre_install_pre_upgrade_hook(each_render: Rendered) -> None:
     job = each_render.get("Job", name("migrations"))
     annotations = job["metadata"]["annotations"]
-    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    # Before install, except for a bundled database, which exists only after it.
+    bundled = each_render.has("StatefulSet", name("postgresql"))
+    when = "post-install,pre-upgrade" if bundled else "pre-install,pre-upgrade"
+    assert annotations["helm.sh/hook"] == when
     assert container(job)["command"] == ["marketq", "db", "upgrade"]
     # Hooks run before the release's objects exist: what the Job uses is a hook too.
     sa = each_render.get("ServiceAccount", name("migrations"))
-    assert sa["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert sa["metadata"]["annotations"]["helm.sh/hook"] == when
     assert int(sa["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
         annotations["helm.sh/hook-weight"]
     )
     secret = job["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"]
     if secret != "marketq-db":
         hook_secret = each_render.get("Secret", secret)
-        assert hook_secret["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert hook_secret["metadata"]["annotations"]["helm.sh/hook"] == when
 
 
 def test_bundled_redis_keeps_every_message(default_render: Rendered) -> None:
@@ -461,9 +479,43 @@ def test_notes_give_next_steps_and_warn_about_evaluation_stores() -> None:
     out = helm("install", "mq", str(CHART), "--dry-run=client", "--namespace", "marketq").stdout
     notes = out.split("NOTES:", 1)[1]
     assert "helm test mq -n marketq" in notes
-    assert "SQLite" in notes and "bundled single-node Redis" in notes
+    assert "its own single-node Redis and PostgreSQL, for evaluation only" in notes
     production = helm(
         "install", "mq", str(CHART), "--dry-run=client", "-f", str(VALUES_MAX),
         "--set", "keda.force=true",
     ).stdout.split("NOTES:", 1)[1]  # fmt: skip
-    assert "SQLite" not in production and "KEDA 0..10 replicas" in production
+    assert "evaluation" not in production and "KEDA 0..10 replicas" in production
+
+
+def test_bundled_postgresql_for_a_first_look(default_render: Rendered) -> None:
+    db = default_render.get("StatefulSet", name("postgresql"))
+    c = container(db)
+    assert c["image"] == "postgres:16-bookworm"
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {"/var/lib/postgresql/data", "/var/run/postgresql", "/tmp"} <= mounts
+    password = default_render.get("Secret", name("postgresql"))["stringData"]["password"]
+    url = default_render.get("Secret", name("database-url"))["stringData"]["url"]
+    assert url == f"postgresql+psycopg://marketq:{password}@{name('postgresql')}:5432/marketq"
+    hook_url = default_render.get("Secret", name("migrations"))["stringData"]["url"]
+    assert hook_url == url
+
+
+def test_an_external_store_replaces_the_bundled_one() -> None:
+    rendered = render(
+        values={
+            "redis.url": "redis://redis.example:6379/0",
+            "database.url": "postgresql+psycopg://marketq@db.example/marketq",
+        }
+    )
+    assert not rendered.kinds("StatefulSet")
+    assert (
+        rendered.get("Secret", name("redis-url"))["stringData"]["url"]
+        == "redis://redis.example:6379/0"
+    )
+    assert rendered.get("Job", name("migrations"))["metadata"]["annotations"]["helm.sh/hook"] == (
+        "pre-install,pre-upgrade"
+    )
+    secret = render(values={"redis.existingSecret": "r", "redis.url": "redis://ignored:6379/0"})
+    assert not secret.has("Secret", name("redis-url"))
+    api = secret.get("Deployment", name("api"))["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in api["volumes"]}["redis-url"]["secret"]["secretName"] == "r"

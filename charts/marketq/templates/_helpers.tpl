@@ -381,3 +381,50 @@ topologySpreadConstraints:
 {{- $w := index . 1 }}
 {{- if or $w.autoscaling.hpa.enabled (and $w.autoscaling.keda.enabled (not (include "marketq.kedaAvailable" $root))) }}true{{ end }}
 {{- end }}
+
+{{/* Where Redis and the database come from: an existing Secret, else a URL value, else
+     the bundled evaluation server; empty when none (validate.yaml fails then). */}}
+{{- define "marketq.redisSource" -}}
+{{- if .Values.redis.existingSecret }}secret{{ else if .Values.redis.url }}url{{ else if .Values.redis.bundled.enabled }}bundled{{ end }}
+{{- end }}
+
+{{- define "marketq.redisBundled" -}}
+{{- if eq (include "marketq.redisSource" .) "bundled" }}true{{ end }}
+{{- end }}
+
+{{- define "marketq.databaseSource" -}}
+{{- if .Values.database.existingSecret }}secret{{ else if .Values.database.url }}url{{ else if .Values.database.bundled.enabled }}bundled{{ end }}
+{{- end }}
+
+{{- define "marketq.databaseBundled" -}}
+{{- if eq (include "marketq.databaseSource" .) "bundled" }}true{{ end }}
+{{- end }}
+
+{{- define "marketq.bundledDatabaseName" -}}
+{{- include "marketq.componentName" (list . "postgresql") }}
+{{- end }}
+
+{{- define "marketq.bundledDatabasePassword" -}}
+{{- if .Values.database.bundled.password }}
+{{- .Values.database.bundled.password }}
+{{- else }}
+{{- include "marketq.generatedSecret" (list . (include "marketq.bundledDatabaseName" .) "password" 32) }}
+{{- end }}
+{{- end }}
+
+{{/* The database URL the chart stores (not for existingSecret). */}}
+{{- define "marketq.databaseUrl" -}}
+{{- if include "marketq.databaseBundled" . }}
+{{- printf "postgresql+psycopg://marketq:%s@%s:5432/marketq" (include "marketq.bundledDatabasePassword" . | urlquery) (include "marketq.bundledDatabaseName" .) }}
+{{- else }}
+{{- .Values.database.url }}
+{{- end }}
+{{- end }}
+
+{{/* MARKETQ_SCHEDULE_FILE for the processes that read it (beat and the API). */}}
+{{- define "marketq.scheduleEnv" -}}
+{{- if .Values.schedule.file }}
+- name: MARKETQ_SCHEDULE_FILE
+  value: /etc/marketq/schedule/schedule.yaml
+{{- end }}
+{{- end }}

@@ -17,6 +17,7 @@ real servers on loopback.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -86,8 +87,6 @@ def image_service(image: str) -> str:
 
 def image_command(service: str) -> tuple[list[str], list[str]]:
     """The image's ENTRYPOINT and CMD, read from its Dockerfile."""
-    import json
-
     entry: list[str] = []
     cmd: list[str] = []
     for item in final_stage(ROOT / "services" / service / "Dockerfile"):
@@ -215,7 +214,6 @@ class PodBuilder:
             elif "fieldRef" in ref:
                 env[name] = self._field(ref["fieldRef"]["fieldPath"], pod_name)
             else:
-                env[name] = ""
                 raise AssertionError(f"unsupported valueFrom for {name}: {ref}")
         return env
 

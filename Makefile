@@ -75,7 +75,8 @@ helm:  ## fetch helm v4 into .tools/helm (unless helm v4 is on PATH) and print i
 chart-docs: sync  ## regenerate charts/marketq/values.schema.json and the chart README's values table
 	$(UV) run --frozen python scripts/chart_values_docs.py
 
-chart-test: bootstrap-test sync  ## helm lint/template, schema validation and guards of charts/marketq
+chart-test: sync  ## helm lint/template, schema validation and guards of charts/marketq
+	@scripts/fetch-helm.sh >/dev/null
 	$(UV) run --frozen pytest tests/chart -q -n 0
 
 .PHONY: test-e2e images lint-images

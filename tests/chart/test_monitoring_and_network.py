@@ -79,6 +79,7 @@ def test_one_labelled_configmap_per_dashboard(max_render: Rendered) -> None:
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert cm["metadata"]["annotations"]["grafana_folder"] == "marketq"
         assert json.loads(cm["data"][path.name]) == json.loads(path.read_text(encoding="utf-8"))
+        assert len(json.dumps(cm).encode()) < 1024 * 1024  # the API server's object limit
 
 
 def test_dashboard_label_and_folder_are_configurable() -> None:

@@ -68,6 +68,31 @@ bench-api: bootstrap-up  ## submit API vs Flower and a naive FastAPI; writes doc
 	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --quiet --group bench
 	$(BENCH_VENV)/bin/python bench/api_submit.py $(BENCH_ARGS)
 
+.PHONY: helm chart-docs chart-test
+helm:  ## fetch helm v4 into .tools/helm (unless helm v4 is on PATH) and print its path
+	@scripts/fetch-helm.sh
+
+chart-docs: sync  ## regenerate charts/marketq/values.schema.json and the chart README's values table
+	$(UV) run --frozen python scripts/chart_values_docs.py
+
+chart-test: sync  ## helm lint/template, schema validation and guards of charts/marketq
+	@scripts/fetch-helm.sh >/dev/null
+	$(UV) run --frozen pytest tests/chart -q -n 0
+
+.PHONY: test-e2e images lint-images
+test-e2e: bootstrap-test sync  ## the chart rendered by helm and run as processes (tests/e2e; kind backend skips without a cluster)
+	$(UV) run --frozen pytest tests/e2e -q -n 0 -rs
+
+lint-images: sync  ## hadolint on every Dockerfile, actionlint on the workflows
+	.venv/bin/hadolint services/*/Dockerfile
+	.venv/bin/actionlint
+
+IMAGE_TAG ?= dev
+images:  ## docker build marketq-api, marketq-worker, marketq-beat (needs Docker; CI builds them)
+	@for service in api worker beat; do \
+	  docker build -f services/$$service/Dockerfile -t marketq-$$service:$(IMAGE_TAG) . || exit 1; \
+	done
+
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)
 	rm -rf var

@@ -268,7 +268,8 @@ def test_beat_serves_metrics_and_liveness(stack: Stack, beats: BeatFleet) -> Non
         "marketq_beat_lock_held 1.0",
         'marketq_beat_entries{state="enabled"}',
         'marketq_beat_entries{state="chained"} 2.0',
-        'marketq_beat_fires_total{entry="probe",job="health_check"}',
+        'marketq_beat_fires_total{entry="probe",job_name="health_check"}',
+        'marketq_tasks_published_total{job_name="health_check",queue="default",source="beat"}',
     ):
         assert name in text, name
     tick = next(

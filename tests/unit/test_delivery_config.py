@@ -71,6 +71,15 @@ def test_queue_caps_lower_the_limits_and_the_timeout() -> None:
     assert visibility_timeout(capped) == 20 + capped.visibility_timeout_margin_seconds
 
 
+def test_an_explicit_visibility_timeout_must_outlast_twice_the_longest_limit() -> None:
+    longest = max(job.time_limit for job in CATALOG.values())
+    assert visibility_timeout(Settings(visibility_timeout_seconds=2 * longest + 1)) == (
+        2 * longest + 1
+    )
+    with pytest.raises(ValueError, match="visibility_timeout_seconds"):
+        visibility_timeout(Settings(visibility_timeout_seconds=2 * longest))
+
+
 def test_rediss_urls_get_verified_tls() -> None:
     conf = celery_config(
         Settings(

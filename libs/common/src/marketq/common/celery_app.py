@@ -47,7 +47,15 @@ def visibility_timeout(settings: Settings, catalog: Catalog = CATALOG) -> int:
     delivered a second time. Hence twice the longest hard limit plus a margin.
     """
     longest = max(hard for _soft, hard in effective_time_limits(settings, catalog).values())
-    return 2 * longest + settings.visibility_timeout_margin_seconds
+    explicit = settings.visibility_timeout_seconds
+    if explicit is None:
+        return 2 * longest + settings.visibility_timeout_margin_seconds
+    if explicit <= 2 * longest:
+        raise ValueError(
+            f"visibility_timeout_seconds ({explicit}) must be above twice the longest hard "
+            f"time limit ({longest} s): a shorter one delivers healthy runs a second time"
+        )
+    return explicit
 
 
 def max_countdown_seconds(settings: Settings, catalog: Catalog = CATALOG) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
 from itertools import islice
@@ -23,7 +23,7 @@ from marketq.common.calendar import MarketCalendar
 from marketq.common.schedule_preview import cron_expression, fire_times
 from marketq.common.schedules import ScheduleEntry, next_interval_fire
 
-__all__ = ["Clock", "Verdict", "clock_of", "entry_next_fires", "gate"]
+__all__ = ["Clock", "Verdict", "clock_of", "entry_last_due", "entry_next_fires", "gate"]
 
 _ONE_DAY = timedelta(days=1)
 # Every accepted cron expression fires within eight years (29 February and a weekday).
@@ -171,3 +171,67 @@ def entry_next_fires(
             if len(found) == count:
                 break
     return found
+
+
+# How far back ``entry_last_due`` looks, widening only when a window held no fire.
+_LOOKBACK = (timedelta(days=1), timedelta(days=8), timedelta(days=40), timedelta(days=400))
+_TINY = timedelta(microseconds=1)
+
+
+def _interval_floor(at: datetime, every_seconds: int) -> datetime:
+    """The latest instant of the epoch grid at or before ``at``."""
+    return next_interval_fire(at - timedelta(seconds=every_seconds), every_seconds)
+
+
+def entry_last_due(
+    entry: ScheduleEntry, *, now: datetime, calendar: MarketCalendar, tz: tzinfo
+) -> datetime | None:
+    """The latest instant at or before ``now`` at which the entry was due: a fire of its
+    clock the calendar gate let through (what beat would have published). None for chain
+    links and entries with no such fire in the last 400 days.
+
+    The "scheduled job missed" alert compares this with the job's last success."""
+    if not entry.clocked:
+        return None
+    if entry.cron is not None:
+        for back in _LOOKBACK:
+            latest = None
+            for fire in fire_times(
+                entry.cron,
+                after=now - back,
+                calendar=calendar,
+                tz=tz,
+                trading_days_only=entry.trading_days_only,
+                market_hours_only=entry.market_hours_only,
+                until=now + _TINY,
+            ):
+                latest = fire
+            if latest is not None:
+                return latest
+        return None
+    assert entry.every_seconds is not None
+    every = entry.every_seconds
+    step = timedelta(seconds=every)
+    fire = _interval_floor(now, every)
+    oldest = now - _LOOKBACK[-1]
+    # Backwards from now; a closed market jumps to the previous session in one step.
+    while fire > oldest:
+        verdict = gate(
+            fire,
+            calendar,
+            market_hours_only=entry.market_hours_only,
+            trading_days_only=entry.trading_days_only,
+            tz=tz,
+        )
+        if verdict is Verdict.FIRE:
+            return fire.astimezone(tz)
+        if verdict is Verdict.MARKET_CLOSED and calendar.current_session(fire) is None:
+            close = calendar.last_completed_session(fire).close
+            fire = _interval_floor(min(fire - _TINY, close - _TINY), every)
+        elif verdict is Verdict.NOT_TRADING_DAY:
+            day = calendar.session_on_or_before(fire.astimezone(tz).date())
+            end_of_day = datetime.combine(day + _ONE_DAY, time(0), tz).astimezone(UTC)
+            fire = _interval_floor(min(fire - _TINY, end_of_day - _TINY), every)
+        else:
+            fire -= step
+    return None

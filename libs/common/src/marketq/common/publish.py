@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from marketq.common.catalog import CATALOG, Catalog, JobSpec
 from marketq.common.celery_app import max_countdown_seconds
+from marketq.common.metrics import Source, count_publish_error, count_published
 from marketq.common.params import JobParams
 from marketq.common.queues import Queue
 from marketq.common.routing import PRIORITY_STEPS
@@ -169,8 +170,13 @@ def prepare_run(
     )
 
 
-def send_run(app: Celery, run: PreparedRun, *, parent_id: str | None = None) -> None:
-    """Publish a prepared run. Returns once the message is in Redis; raises otherwise."""
+def send_run(
+    app: Celery, run: PreparedRun, *, parent_id: str | None = None, source: Source = "cli"
+) -> None:
+    """Publish a prepared run. Returns once the message is in Redis; raises otherwise.
+
+    Counted in ``marketq_tasks_published_total`` / ``marketq_task_publish_errors_total``
+    under ``source`` (the CLI, or beat)."""
     options: dict[str, Any] = {
         "kwargs": run.params,
         "task_id": run.run_id,
@@ -189,7 +195,12 @@ def send_run(app: Celery, run: PreparedRun, *, parent_id: str | None = None) -> 
         options["parent_id"] = parent_id
     if run.links:
         options["link"] = list(run.links)
-    app.send_task(run.job.name, **options)
+    try:
+        app.send_task(run.job.name, **options)
+    except Exception:
+        count_publish_error(run.queue.value, run.job.name, source)
+        raise
+    count_published(run.queue.value, run.job.name, source)
 
 
 def publish(

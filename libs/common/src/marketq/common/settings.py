@@ -23,6 +23,15 @@ from marketq.common.queues import Queue
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "XOM", "JNJ", "SPY")
 
 
+# Default target for the age of the oldest waiting message, per queue (O1).
+QUEUE_TARGET_AGE_SECONDS = {
+    "market_hours": 30.0,
+    "daily": 900.0,
+    "periodic": 600.0,
+    "default": 300.0,
+}
+
+
 class QueueOptions(BaseModel):
     """Worker options for the Deployment that consumes one queue."""
 
@@ -39,13 +48,32 @@ class QueueOptions(BaseModel):
         description="Cap on the hard time limit of every job on this queue (catalog value "
         "otherwise). Lowering it also lowers the derived visibility timeout.",
     )
+    # --- observability (O1) ---
+    target_age_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Target for the age of the oldest waiting message; exported as "
+        "marketq_queue_target_age_seconds for alerts and autoscaling.",
+    )
 
 
 class PerQueueOptions(BaseModel):
-    market_hours: QueueOptions = QueueOptions(concurrency=2)
-    daily: QueueOptions = QueueOptions(concurrency=2)
-    periodic: QueueOptions = QueueOptions(concurrency=2)
-    default: QueueOptions = QueueOptions(concurrency=2)
+    market_hours: QueueOptions = QueueOptions(concurrency=2, target_age_seconds=30)
+    daily: QueueOptions = QueueOptions(concurrency=2, target_age_seconds=900)
+    periodic: QueueOptions = QueueOptions(concurrency=2, target_age_seconds=600)
+    default: QueueOptions = QueueOptions(concurrency=2, target_age_seconds=300)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _queue_target_ages(cls, data: Any) -> Any:
+        # MARKETQ_QUEUES__DAILY__CONCURRENCY=4 alone builds ``daily`` from the field
+        # defaults; keep the queue's own target age unless it is set too.
+        if isinstance(data, dict):
+            for name, age in QUEUE_TARGET_AGE_SECONDS.items():
+                options = data.get(name)
+                if isinstance(options, dict) and "target_age_seconds" not in options:
+                    data = {**data, name: {**options, "target_age_seconds": age}}
+        return data
 
     def for_queue(self, queue: Queue) -> QueueOptions:
         options: QueueOptions = getattr(self, queue.value)
@@ -124,6 +152,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Added to twice the longest hard time limit to give the visibility "
         "timeout (a message may wait up to half of it for its ETA, then run to its limit).",
+    )
+    # --- chart (issue 6): an explicit visibility timeout the Helm chart can guard ---------
+    visibility_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Explicit visibility timeout (derived from the margin when unset); must "
+        "exceed twice the longest hard time limit or every process refuses to start.",
     )
     unacked_restore_interval_seconds: int = Field(
         default=10,
@@ -231,6 +266,36 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="/livez fails when the scheduler loop has not run for this long.",
+    )
+
+    # --- worker HTTP endpoint and metrics (O1) ----------------------------------
+    worker_http_host: str = Field(
+        default="0.0.0.0",  # noqa: S104  (a pod's probes and scrapes come from outside it)
+        description="Address of a worker's /metrics, /livez and /readyz endpoint.",
+    )
+    worker_http_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of a worker's /metrics, /livez and /readyz (served by the main "
+        "process only; 0 picks a free port).",
+    )
+    worker_task_metrics: bool = Field(
+        default=True,
+        description="Record task metrics in the worker (outcomes, failures, runtime and "
+        "queue wait); off leaves the endpoint, probes and worker gauges.",
+    )
+    worker_liveness_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker's /livez fails when its main process has not ticked for this "
+        "long (never checks Redis).",
+    )
+    metrics_freshness_cache_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="How long the API reuses its database reads for the freshness gauges "
+        "of /metrics (ledger last successes, newest data per dataset).",
     )
 
     # --- process ----------------------------------------------------------------

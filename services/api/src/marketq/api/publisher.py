@@ -24,6 +24,7 @@ from typing import Any
 from celery import Celery
 from redis.asyncio import Redis
 
+from marketq.common.metrics import count_publish_error, count_published, count_runs
 from marketq.common.publish import PreparedRun
 from marketq.common.routing import PRIORITY_STEPS
 
@@ -132,17 +133,27 @@ class RunPublisher:
                 key, message, record = self.encode(run)
                 pipe.lpush(key, message)
                 pipe.set(self.record_key(run.run_id), record, ex=self._record_ttl)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except Exception:
+                count_runs(((r.queue.value, r.job.name) for r in runs), "api", failed=True)
+                raise
+        count_runs(((r.queue.value, r.job.name) for r in runs), "api")
 
     async def publish_once(self, run: PreparedRun, claim: IdempotencyClaim) -> ExistingRun | None:
         """Publish unless the idempotency key exists; then return what it points at."""
         key, message, record = self.encode(run)
         value = json.dumps({"run_id": run.run_id, "fingerprint": claim.fingerprint})
-        existing = await self._publish_once(
-            keys=[claim.key, key, self.record_key(run.run_id)],
-            args=[value, claim.ttl_seconds, message, record, self._record_ttl],
-        )
+        try:
+            existing = await self._publish_once(
+                keys=[claim.key, key, self.record_key(run.run_id)],
+                args=[value, claim.ttl_seconds, message, record, self._record_ttl],
+            )
+        except Exception:
+            count_publish_error(run.queue.value, run.job.name, "api")
+            raise
         if existing is None:
+            count_published(run.queue.value, run.job.name, "api")
             return None
         stored = json.loads(existing)
         return ExistingRun(run_id=stored["run_id"], fingerprint=stored["fingerprint"])

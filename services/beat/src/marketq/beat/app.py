@@ -16,6 +16,7 @@ from celery.signals import beat_init
 
 from marketq.beat import observability
 from marketq.common.celery_app import create_celery_app
+from marketq.common.metrics import init_publish_series
 from marketq.common.settings import Settings, get_settings
 
 log = logging.getLogger("marketq.beat")
@@ -52,6 +53,7 @@ app = create_beat_app()
 
 def _serve_http(sender: Any = None, **_kwargs: Any) -> None:
     settings = get_settings()
+    init_publish_series("beat")
     server = observability.serve(
         settings.beat_http_host, settings.beat_http_port, settings.beat_liveness_seconds
     )

@@ -9,6 +9,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client import REGISTRY as PROCESS_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -38,20 +39,20 @@ ENTRIES = Gauge(
 FIRES = Counter(
     "marketq_beat_fires_total",
     "Runs published by the scheduler.",
-    ["job", "entry"],
+    ["job_name", "entry"],
     registry=REGISTRY,
 )
 SKIPPED = Counter(
     "marketq_beat_skipped_total",
     "Fires not published: market_closed, not_trading_day, missed (past the catch-up "
     "window), duplicate (another beat had claimed it).",
-    ["job", "entry", "reason"],
+    ["job_name", "entry", "reason"],
     registry=REGISTRY,
 )
 PUBLISH_ERRORS = Counter(
     "marketq_beat_publish_errors_total",
     "Fires whose publish to the broker failed.",
-    ["job", "entry"],
+    ["job_name", "entry"],
     registry=REGISTRY,
 )
 REDIS_ERRORS = Counter(
@@ -62,7 +63,7 @@ REDIS_ERRORS = Counter(
 LAST_FIRE = Gauge(
     "marketq_beat_last_fire_timestamp_seconds",
     "Scheduled instant of the last published fire per entry (Unix time).",
-    ["job", "entry"],
+    ["job_name", "entry"],
     registry=REGISTRY,
 )
 
@@ -85,7 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            # Beat's own metrics, then the process-wide registry: the shared publish
+            # counters (marketq.common.metrics) and process_* / python_* metrics.
+            exposition = generate_latest(REGISTRY) + generate_latest(PROCESS_REGISTRY)
+            self._send(200, exposition, CONTENT_TYPE_LATEST)
         elif path == "/livez":
             age = loop_age()
             ok = age <= self.liveness_seconds

@@ -391,7 +391,7 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
                     chain_links(self.app, self._entries, spec.job, run.params, self.settings)
                 ),
             )
-            send_run(self.app, run)
+            send_run(self.app, run, source="beat")
         except PublishError as exc:
             obs.PUBLISH_ERRORS.labels(spec.job, entry.name).inc()
             log.error("beat: entry %s has invalid params: %s", entry.name, exc)

@@ -10,6 +10,7 @@ from celery import Celery
 from marketq.common.catalog import CATALOG, Catalog
 from marketq.common.celery_app import create_celery_app, effective_time_limits
 from marketq.common.settings import get_settings
+from marketq.worker import observability
 from marketq.worker.ledger_signals import connect_ledger_signals
 from marketq.worker.registry import check_against_catalog, implementations
 from marketq.worker.task import make_task_class
@@ -30,6 +31,7 @@ def create_worker_app() -> Celery:
     app = create_celery_app("marketq-worker")
     register_jobs(app)
     connect_ledger_signals()
+    observability.install(app)
     return app
 
 

@@ -6,6 +6,10 @@ shutdown then starts with a soft shutdown (``worker_soft_shutdown_timeout``) tha
 running tasks finish and re-queues every message the worker holds, instead of the warm
 shutdown that strands prefetched messages until the visibility timeout when Kubernetes
 follows up with SIGKILL.
+
+Before the exec it sets ``PROMETHEUS_MULTIPROC_DIR`` (default
+``/tmp/marketq-metrics/<queue>``) when unset and empties it: every pool process then
+records its task metrics in that directory and the main process serves their sum.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 
 from marketq.common.queues import Queue
 from marketq.common.settings import Settings, get_settings
+from marketq.worker import multiproc
 
 WORKER_APP = "marketq.worker.app:app"
 
@@ -61,9 +66,15 @@ def worker_argv(
     return argv
 
 
-def worker_environ(base: dict[str, str] | None = None) -> dict[str, str]:
+def worker_environ(
+    base: dict[str, str] | None = None, *, queue: Queue = Queue.DEFAULT
+) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["REMAP_SIGTERM"] = "SIGQUIT"
+    # prometheus-client picks its multiprocess mode when it is first imported, so the
+    # directory must be in the environment before Celery (and the pool) start.
+    if not env.get(multiproc.ENV):
+        env[multiproc.ENV] = multiproc.default_dir(queue.value)
     return env
 
 
@@ -99,7 +110,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.print:
         print(" ".join(command))
         return
-    os.execve(command[0], command, worker_environ())  # noqa: S606  (exec, no shell)
+    env = worker_environ(queue=Queue(args.queue))
+    # Files of a previous run name pids that no longer exist: start empty.
+    multiproc.prepare_dir(env[multiproc.ENV])
+    os.execve(command[0], command, env)  # noqa: S606  (exec, no shell)
 
 
 if __name__ == "__main__":

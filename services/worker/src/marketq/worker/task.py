@@ -20,6 +20,7 @@ from marketq.common.publish import (
 from marketq.worker import resources
 from marketq.worker.context import JobContext
 from marketq.worker.errors import PermanentJobError, TransientJobError
+from marketq.worker.metrics import count_outcome
 from marketq.worker.registry import JobFunction, JobResult
 
 log = logging.getLogger("marketq.worker.job")
@@ -49,6 +50,8 @@ class JobTask(Task):  # type: ignore[misc]
             # up at the time, so the canceller also leaves this mark in Redis.
             log.info("run %s was cancelled before it started; discarded", self.request.id)
             self.backend.mark_as_revoked(self.request.id, "revoked", request=self.request)
+            queue = (self.request.delivery_info or {}).get("routing_key") or self.spec.queue.value
+            count_outcome(queue, self.spec.name, "revoked")
             raise Ignore()
         try:
             params = validate_params(self.spec, kwargs)

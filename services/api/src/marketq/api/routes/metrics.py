@@ -18,6 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Response
 from prometheus_client import (
@@ -34,8 +35,15 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketq.api.freshness import FreshnessCache, FreshnessCollector
 from marketq.api.queue_stats import QueueSnapshot, read_queue_stats
-from marketq.api.state import State
+from marketq.api.routes.market import market_calendar
+from marketq.api.state import ApiState, State
+from marketq.common.calendar import MarketCalendar
+from marketq.common.metrics import init_publish_series
+from marketq.common.queues import ALL_QUEUES
+from marketq.common.schedules import ScheduleEntry
+from marketq.common.settings import Settings
 
 log = logging.getLogger("marketq.api")
 
@@ -43,6 +51,9 @@ router = APIRouter(tags=["health"])
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# The API's publish counters start at zero for every job (marketq.common.metrics).
+init_publish_series("api")
 
 REQUESTS = Counter(
     "marketq_api_requests",
@@ -88,10 +99,23 @@ class RequestMetricsMiddleware:
 
 
 class _QueueCollector(Collector):
-    def __init__(self, snapshot: QueueSnapshot | None) -> None:
+    def __init__(self, snapshot: QueueSnapshot | None, settings: Settings) -> None:
         self._snapshot = snapshot
+        self._settings = settings
 
     def collect(self) -> Iterable[Metric]:
+        target = GaugeMetricFamily(
+            "marketq_queue_target_age_seconds",
+            "Target for the age of the queue's oldest waiting message "
+            "(MARKETQ_QUEUES__<Q>__TARGET_AGE_SECONDS); alerts compare the age with it.",
+            labels=["queue"],
+        )
+        for configured in ALL_QUEUES:
+            target.add_metric(
+                [configured.value],
+                self._settings.queues.for_queue(configured).target_age_seconds,
+            )
+        yield target
         up = GaugeMetricFamily(
             "marketq_queue_stats_up",
             "1 when this scrape could read the queues from Redis, else 0.",
@@ -159,7 +183,41 @@ async def metrics(state: State) -> Response:
     except (RedisError, OSError) as exc:
         log.warning("metrics: cannot read queue stats: %s", exc)
         snapshot = None
-    queues = CollectorRegistry(auto_describe=False)
-    queues.register(_QueueCollector(snapshot))
-    body = generate_latest(_process_registry()) + generate_latest(queues)
+    scraped = CollectorRegistry(auto_describe=False)
+    scraped.register(_QueueCollector(snapshot, state.settings))
+    scraped.register(await _freshness(state))
+    body = generate_latest(_process_registry()) + generate_latest(scraped)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+FRESHNESS_CACHE = "metrics.freshness"
+
+
+async def _freshness(state: ApiState) -> FreshnessCollector:
+    from marketq.api.routes.schedules import _entries  # the route's own effective schedule
+
+    held = state.cache.get(FRESHNESS_CACHE)
+    if held is None:
+        held = (0.0, FreshnessCache(ttl_seconds=state.settings.metrics_freshness_cache_seconds))
+        state.cache[FRESHNESS_CACHE] = held
+    cache: FreshnessCache = held[1]
+    calendar: MarketCalendar | None
+    try:
+        calendar = await market_calendar(state.settings)
+    except Exception as exc:  # an unknown exchange code: no calendar gauges, still a scrape
+        log.warning("metrics: no exchange calendar: %s", exc)
+        calendar = None
+
+    async def load_entries() -> list[ScheduleEntry] | None:
+        if calendar is None:
+            return None
+        try:
+            entries, _ = await _entries(state)
+        except (RedisError, OSError) as exc:
+            log.warning("metrics: cannot read schedule edits: %s", exc)
+            return None
+        return list(entries.values())
+
+    tz = ZoneInfo(state.settings.timezone)
+    snapshot = await cache.get(state.sessions, load_entries, calendar, tz)  # type: ignore[arg-type]
+    return FreshnessCollector(snapshot, calendar, state.settings.exchange)

@@ -9,7 +9,8 @@ publisher, say) reuse ``prepare_run`` so validation never differs between them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
+from marketq.common import tracing
 from marketq.common.catalog import CATALOG, Catalog, JobSpec
 from marketq.common.celery_app import max_countdown_seconds
 from marketq.common.params import JobParams
@@ -176,7 +178,6 @@ def send_run(app: Celery, run: PreparedRun, *, parent_id: str | None = None) -> 
         "task_id": run.run_id,
         "queue": run.queue.value,
         "routing_key": run.queue.value,
-        "headers": dict(run.headers),
         "retry": False,  # the caller decides: an API answers 503, a CLI exits non-zero
     }
     if run.eta is not None:
@@ -189,7 +190,32 @@ def send_run(app: Celery, run: PreparedRun, *, parent_id: str | None = None) -> 
         options["parent_id"] = parent_id
     if run.links:
         options["link"] = list(run.links)
-    app.send_task(run.job.name, **options)
+    with publish_span([run]):
+        headers = dict(run.headers)
+        tracing.inject_trace_headers(headers)
+        app.send_task(run.job.name, headers=headers, **options)
+
+
+def publish_span(runs: Sequence[PreparedRun]) -> AbstractContextManager[Any]:
+    """The PRODUCER span around publishing ``runs`` (a shared no-op when tracing is off).
+
+    Messages built inside it carry its context (``tracing.inject_trace_headers``), so the
+    worker's task span becomes its child.
+    """
+    if not tracing.enabled() or not runs:
+        return tracing.span("")
+    first = runs[0]
+    attributes: dict[str, Any] = {
+        "messaging.system": "redis",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": first.queue.value,
+        "marketq.job_name": first.job.name,
+    }
+    if len(runs) == 1:
+        attributes["messaging.message.id"] = first.run_id
+        return tracing.span(f"publish {first.job.name}", attributes, producer=True)
+    attributes["messaging.batch.message_count"] = len(runs)
+    return tracing.span("publish batch", attributes, producer=True)
 
 
 def publish(
@@ -227,6 +253,7 @@ __all__ = [
     "field_errors",
     "prepare_run",
     "publish",
+    "publish_span",
     "revoked_key",
     "send_run",
 ]

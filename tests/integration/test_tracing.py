@@ -1,0 +1,171 @@
+"""One trace from the API request (or a beat fire) through the publish into the task run,
+exported over OTLP/HTTP by the real processes to a real protocol peer; JSON logs that
+carry the run, job, queue and trace ids; and nothing at all when OTEL_* asks for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.fixtures.api import start_api
+from tests.fixtures.beat import FAST_BEAT, BeatFleet, write_schedule
+from tests.fixtures.otlp import OtlpReceiver, ReceivedSpan
+from tests.fixtures.workers import Stack
+
+pytestmark = pytest.mark.integration
+
+JOB = "health_check"  # default queue, runs in milliseconds
+
+
+def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
+    # Only the standard variables: marketq reads no tracing setting of its own.
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within ~0.1 s instead of 5 s
+    }
+
+
+# What Celery writes to the terminal without logging: its signal handlers' shutdown notice
+# (logging from a signal handler is unsafe, so it prints) and, as root (the test machine;
+# the images run as a user), the privileges warning issued before logging is set up.
+CELERY_PRINTS = re.compile(
+    r"^worker: |SecurityWarning: You're running the worker with "
+    r"superuser|^absolutely not recommended!$|^Please specify a different user|"
+    r"^User information: uid=|^\s+_warn_or_raise_security_error\("
+)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every log line as JSON; any other line fails the test unless Celery printed it."""
+    parsed = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith("{"):
+            assert CELERY_PRINTS.search(line), f"not a JSON log line: {line!r}"
+            continue
+        value = json.loads(line)
+        assert isinstance(value, dict), line
+        assert {"time", "level", "logger", "message"} <= value.keys(), line
+        parsed.append(value)
+    return parsed
+
+
+def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
+    stack: Stack, otlp_receiver: OtlpReceiver
+) -> None:
+    stack.set_env(**tracing_env(otlp_receiver))
+    worker = stack.start_worker("default")
+    api = start_api(stack, extra_env={"MARKETQ_LOG_LEVEL": "DEBUG"})
+    try:
+        with api.client("trigger") as client:
+            response = client.post(f"/api/v1/jobs/{JOB}/runs", json={"params": {}})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        stack.wait_for_states([run_id], {"SUCCESS"}, timeout=60)
+
+        task = otlp_receiver.wait_for_span(
+            lambda s: s.kind == "CONSUMER" and s.attributes.get("celery.task_name") == JOB,
+            "for the task run",
+        )
+        spans = {s.span_id: s for s in otlp_receiver.snapshot()}
+        publish = spans.get(task.parent_span_id) or otlp_receiver.wait_for_span(
+            lambda s: s.span_id == task.parent_span_id, "for the task's parent"
+        )
+        request = otlp_receiver.wait_for_span(
+            lambda s: s.span_id == publish.parent_span_id, "for the publish's parent"
+        )
+    finally:
+        api.stop()
+        worker.stop()
+
+    # API request (SERVER) -> publish (PRODUCER) -> task run (CONSUMER), one trace id.
+    assert request.kind == "SERVER" and request.service == "marketq-api", request
+    assert request.attributes.get("http.route") == "/api/v1/jobs/{name}/runs", request
+    assert request.parent_span_id == ""  # the client sent no traceparent: the trace starts here
+    assert publish.kind == "PRODUCER" and publish.service == "marketq-api", publish
+    assert publish.name == f"publish {JOB}"
+    assert publish.attributes["messaging.message.id"] == run_id
+    assert publish.attributes["messaging.destination.name"] == "default"
+    assert task.service == "marketq-worker" and task.resource["marketq.queue"] == "default"
+    assert task.attributes["celery.task_name"] == JOB
+    assert len({request.trace_id, publish.trace_id, task.trace_id}) == 1
+    trace_id = task.trace_id
+    assert otlp_receiver.bad_requests == 0
+
+    # JSON logs on both processes: every line one object, the run's lines carry its ids.
+    worker_lines = json_lines(worker.log_text())
+    run_lines = [line for line in worker_lines if line.get("run_id") == run_id]
+    assert run_lines, worker_lines[-20:]
+    for line in run_lines:
+        assert line["job_name"] == JOB and line["queue"] == "default", line
+        assert line["trace_id"] == trace_id and len(line["span_id"]) == 16, line
+    assert any(line["message"].endswith(" ready.") for line in worker_lines)
+    api_lines = json_lines(api.log_text())
+    published = [line for line in api_lines if line.get("run_id") == run_id]
+    assert published, api_lines[-20:]
+    assert published[0]["job_name"] == JOB and published[0]["queue"] == "default"
+    assert published[0]["trace_id"] == trace_id
+    assert any(line["logger"].startswith("uvicorn") for line in api_lines)  # uvicorn too
+
+
+def test_beat_fire_is_one_trace_through_the_task(
+    stack: Stack, beats: BeatFleet, otlp_receiver: OtlpReceiver
+) -> None:
+    schedule = write_schedule(
+        stack.logdir.parent / "schedule.yaml", {"probe": {"job": JOB, "every_seconds": 1}}
+    )
+    stack.set_env(MARKETQ_SCHEDULE_FILE=str(schedule), **FAST_BEAT, **tracing_env(otlp_receiver))
+    stack.start_worker("default")
+    beat = beats.start()
+
+    task = otlp_receiver.wait_for_span(
+        lambda s: s.kind == "CONSUMER" and s.service == "marketq-worker",
+        "for a task run fired by beat",
+        timeout=60,
+    )
+    publish = otlp_receiver.wait_for_span(
+        lambda s: s.span_id == task.parent_span_id, "for the task's parent"
+    )
+    fire = otlp_receiver.wait_for_span(
+        lambda s: s.span_id == publish.parent_span_id, "for the publish's parent"
+    )
+    assert fire.service == "marketq-beat" and fire.name == "beat fire probe", fire
+    assert fire.parent_span_id == ""  # the fire is the root of its trace
+    assert fire.attributes["marketq.job_name"] == JOB
+    assert publish.kind == "PRODUCER" and publish.service == "marketq-beat", publish
+    assert task.attributes["celery.task_name"] == JOB
+    assert len({fire.trace_id, publish.trace_id, task.trace_id}) == 1
+    run_id = publish.attributes["messaging.message.id"]
+    assert task.attributes["messaging.message.id"] == run_id
+
+    beat_lines = json_lines(beat.log_text())
+    fired = [line for line in beat_lines if run_id in line["message"]]
+    assert fired and fired[0]["trace_id"] == fire.trace_id, beat_lines[-20:]
+
+
+def test_without_otel_settings_nothing_is_exported(
+    stack: Stack, otlp_receiver: OtlpReceiver
+) -> None:
+    # The endpoint is there, but the SDK is disabled: the processes must not export.
+    stack.set_env(**tracing_env(otlp_receiver), OTEL_SDK_DISABLED="true")
+    worker = stack.start_worker("default")
+    api = start_api(stack)
+    try:
+        with api.client("trigger") as client:
+            response = client.post(f"/api/v1/jobs/{JOB}/runs", json={"params": {}})
+        assert response.status_code == 202, response.text
+        run_id = response.json()["run_id"]
+        stack.wait_for_states([run_id], {"SUCCESS"}, timeout=60)
+        time.sleep(1)  # ten export intervals
+    finally:
+        api.stop()
+        worker.stop()
+    assert otlp_receiver.requests == 0 and otlp_receiver.bad_requests == 0
+    run_lines = [line for line in json_lines(worker.log_text()) if line.get("run_id") == run_id]
+    assert run_lines and all("trace_id" not in line for line in run_lines), run_lines

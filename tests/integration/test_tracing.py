@@ -14,7 +14,7 @@ import pytest
 
 from tests.fixtures.api import start_api
 from tests.fixtures.beat import FAST_BEAT, BeatFleet, write_schedule
-from tests.fixtures.otlp import OtlpReceiver, ReceivedSpan
+from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.workers import Stack
 
 pytestmark = pytest.mark.integration

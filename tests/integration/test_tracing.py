@@ -36,7 +36,8 @@ def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
 CELERY_PRINTS = re.compile(
     r"^worker: |SecurityWarning: You're running the worker with "
     r"superuser|^absolutely not recommended!$|^Please specify a different user|"
-    r"^User information: uid=|^\s+_warn_or_raise_security_error\("
+    r"^User information: uid=|^Waiting gracefully for cold shutdown|"
+    r"^\s+_warn_or_raise_security_error\("
 )
 
 

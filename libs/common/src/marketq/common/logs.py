@@ -18,6 +18,7 @@ import logging
 import sys
 from typing import Any, Literal
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from marketq.common import tracing
@@ -86,6 +87,8 @@ def json_formatter() -> logging.Formatter:
         style="{",
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp="time",  # ISO 8601 in UTC, from the record's creation time
+        # uvicorn repeats each message with terminal colours as an extra field.
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
         json_ensure_ascii=False,
     )
 
@@ -105,9 +108,10 @@ def configure_logging(
     logging.captureWarnings(True)  # warnings become log lines too, not bare stderr text
     for name in _OWN_HANDLERS:
         logger = logging.getLogger(name)
-        for old in list(logger.handlers):
-            logger.removeHandler(old)
-        logger.propagate = True
+        if logger.handlers:  # a logger silenced on purpose (--no-access-log) stays silent
+            for old in list(logger.handlers):
+                logger.removeHandler(old)
+            logger.propagate = True
     return handler
 
 

@@ -205,12 +205,11 @@ def publish_span(runs: Sequence[PreparedRun]) -> AbstractContextManager[Any]:
     if not tracing.enabled() or not runs:
         return tracing.span("")
     first = runs[0]
-    attributes: dict[str, Any] = {
-        "messaging.system": "redis",
-        "messaging.operation.type": "send",
-        "messaging.destination.name": first.queue.value,
-        "marketq.job_name": first.job.name,
-    }
+    attributes: dict[str, Any] = {"messaging.system": "redis", "messaging.operation.type": "send"}
+    if all(run.queue is first.queue for run in runs):
+        attributes["messaging.destination.name"] = first.queue.value
+    if all(run.job is first.job for run in runs):
+        attributes["marketq.job_name"] = first.job.name
     if len(runs) == 1:
         attributes["messaging.message.id"] = first.run_id
         return tracing.span(f"publish {first.job.name}", attributes, producer=True)

@@ -20,6 +20,7 @@ from tests.fixtures.workers import Stack
 pytestmark = pytest.mark.integration
 
 JOB = "health_check"  # default queue, runs in milliseconds
+CALLER_TRACE, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 
 
 def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
@@ -66,12 +67,23 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
     try:
         with api.client("trigger") as client:
             response = client.post(f"/api/v1/jobs/{JOB}/runs", json={"params": {}})
+            # A caller already in a trace: the run joins it (W3C traceparent on the request).
+            joined = client.post(
+                f"/api/v1/jobs/{JOB}/runs",
+                json={"params": {}},
+                headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+            )
         assert response.status_code == 202, response.text
+        assert joined.status_code == 202, joined.text
         run_id = response.json()["run_id"]
-        stack.wait_for_states([run_id], {"SUCCESS"}, timeout=60)
+        stack.wait_for_states([run_id, joined.json()["run_id"]], {"SUCCESS"}, timeout=60)
 
+        joined_task = otlp_receiver.wait_for_span(
+            lambda s: s.kind == "CONSUMER" and s.trace_id == CALLER_TRACE,
+            "for the task run of the request that came with a traceparent",
+        )
         task = otlp_receiver.wait_for_span(
-            lambda s: s.kind == "CONSUMER" and s.attributes.get("celery.task_name") == JOB,
+            lambda s: s.kind == "CONSUMER" and s.attributes.get("messaging.message.id") == run_id,
             "for the task run",
         )
         spans = {s.span_id: s for s in otlp_receiver.snapshot()}
@@ -97,6 +109,10 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
     assert task.attributes["celery.task_name"] == JOB
     assert len({request.trace_id, publish.trace_id, task.trace_id}) == 1
     trace_id = task.trace_id
+    joined_spans = [s for s in otlp_receiver.snapshot() if s.trace_id == CALLER_TRACE]
+    joined_request = next(s for s in joined_spans if s.kind == "SERVER")
+    assert joined_request.parent_span_id == CALLER_SPAN
+    assert joined_task.attributes["messaging.message.id"] == joined.json()["run_id"]
     assert otlp_receiver.bad_requests == 0
 
     # JSON logs on both processes: every line one object, the run's lines carry its ids.
@@ -146,8 +162,10 @@ def test_beat_fire_is_one_trace_through_the_task(
     assert task.attributes["messaging.message.id"] == run_id
 
     beat_lines = json_lines(beat.log_text())
-    fired = [line for line in beat_lines if run_id in line["message"]]
-    assert fired and fired[0]["trace_id"] == fire.trace_id, beat_lines[-20:]
+    fired = [line for line in beat_lines if line.get("run_id") == run_id]
+    assert fired, beat_lines[-20:]
+    assert (fired[0]["job_name"], fired[0]["queue"]) == (JOB, "default")
+    assert fired[0]["trace_id"] == fire.trace_id
 
 
 def test_without_otel_settings_nothing_is_exported(

@@ -413,6 +413,7 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
             spec.job,
             fire.astimezone(self.tz).isoformat(),
             run.run_id,
+            extra={"run_id": run.run_id, "job_name": spec.job, "queue": run.queue.value},
         )
         return run.run_id
 

@@ -23,11 +23,11 @@ JOB = "health_check"  # default queue, runs in milliseconds
 CALLER_TRACE, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 
 
-def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
+def tracing_env(receiver: OtlpReceiver, delay_ms: int = 100) -> dict[str, str]:
     # Only the standard variables: marketq reads no tracing setting of its own.
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within ~0.1 s instead of 5 s
+        "OTEL_BSP_SCHEDULE_DELAY": str(delay_ms),  # export within ~0.1 s instead of 5 s
     }
 
 
@@ -137,14 +137,29 @@ def test_beat_fire_is_one_trace_through_the_task(
     schedule = write_schedule(
         stack.logdir.parent / "schedule.yaml", {"probe": {"job": JOB, "every_seconds": 1}}
     )
-    stack.set_env(MARKETQ_SCHEDULE_FILE=str(schedule), **FAST_BEAT, **tracing_env(otlp_receiver))
-    stack.start_worker("default")
+    # Spans are exported only every 10 minutes here: they reach the receiver only because
+    # beat and the worker's pool children flush what they hold when they stop.
+    stack.set_env(
+        MARKETQ_SCHEDULE_FILE=str(schedule),
+        **FAST_BEAT,
+        **tracing_env(otlp_receiver, delay_ms=600_000),
+    )
+    worker = stack.start_worker("default")
     beat = beats.start()
+    stack.wait_for(
+        lambda: any(r.state == "SUCCESS" for r in stack.runs().values()),
+        60,
+        "a run fired by beat to succeed",
+    )
+    beat.stop()
+    worker.stop()
+    assert beat.process is not None and beat.process.returncode == 0
+    assert worker.process is not None and worker.process.returncode == 0
 
     task = otlp_receiver.wait_for_span(
         lambda s: s.kind == "CONSUMER" and s.service == "marketq-worker",
         "for a task run fired by beat",
-        timeout=60,
+        timeout=5,
     )
     publish = otlp_receiver.wait_for_span(
         lambda s: s.span_id == task.parent_span_id, "for the task's parent"

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from marketq.common.logs import TextFormatter, json_formatter
+from marketq.common.logs import ContextFilter, TextFormatter, json_formatter
 from marketq.common.tracing import tracing_config
 from tests.fixtures.workers import ROOT
 
@@ -128,3 +128,10 @@ def test_json_lines_carry_the_standard_and_context_fields() -> None:
 def test_text_lines_end_with_the_context() -> None:
     line = TextFormatter().format(_record(run_id="r1", job_name="news"))
     assert line.endswith("INFO marketq.test: ran x [run_id=r1 job_name=news]")
+
+
+def test_celery_lines_of_the_worker_main_process_name_their_run() -> None:
+    # "Task x[id] received" is logged outside any task, with the task in extra["data"].
+    record = _record(data={"id": "r9", "name": "news", "args": "()"})
+    assert ContextFilter(with_celery=True).filter(record)
+    assert (record.__dict__["run_id"], record.__dict__["job_name"]) == ("r9", "news")

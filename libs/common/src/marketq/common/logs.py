@@ -58,6 +58,12 @@ class ContextFilter(logging.Filter):
         if self._with_celery and "run_id" not in fields:
             for key, value in _celery_task_context().items():
                 fields.setdefault(key, value)
+            data = fields.get("data")
+            if "run_id" not in fields and isinstance(data, dict) and "id" in data:
+                # Celery's own task lines in the worker's main process ("received", a
+                # child lost) name the task in ``extra={"data": ...}``.
+                fields["run_id"] = data["id"]
+                fields.setdefault("job_name", data.get("name"))
         if "trace_id" not in fields:
             ids = tracing.current_trace_ids()
             if ids is not None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from marketq.common.publish import prepare_run, send_run
 from tests.fixtures.api import start_api
 from tests.fixtures.beat import FAST_BEAT, BeatFleet, write_schedule
 from tests.fixtures.otlp import OtlpReceiver
@@ -20,6 +22,7 @@ from tests.fixtures.workers import Stack
 pytestmark = pytest.mark.integration
 
 JOB = "health_check"  # default queue, runs in milliseconds
+FOLLOWER = "portfolio_report"  # default queue too; fails fast without a portfolio
 CALLER_TRACE, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 
 
@@ -78,6 +81,17 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
         run_id = response.json()["run_id"]
         stack.wait_for_states([run_id, joined.json()["run_id"]], {"SUCCESS"}, timeout=60)
 
+        # A run with a chain link (as beat sends the catalog's chains), published from this
+        # untraced process: the worker publishes the link inside the task's span.
+        producer = stack.producer()
+        link = producer.signature(FOLLOWER, kwargs={"portfolio_id": 1}, immutable=True)
+        chained = replace(prepare_run(JOB, {}), links=(link,))
+        send_run(producer, chained)
+        linked = otlp_receiver.wait_for_span(
+            lambda s: s.kind == "CONSUMER" and s.attributes.get("celery.task_name") == FOLLOWER,
+            "for the chain link's task run",
+        )
+
         joined_task = otlp_receiver.wait_for_span(
             lambda s: s.kind == "CONSUMER" and s.trace_id == CALLER_TRACE,
             "for the task run of the request that came with a traceparent",
@@ -114,6 +128,20 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
     assert joined_request.parent_span_id == CALLER_SPAN
     assert joined_task.attributes["messaging.message.id"] == joined.json()["run_id"]
     assert otlp_receiver.bad_requests == 0
+
+    # The chain: the linked run is a child of the task that published it, in its trace.
+    # (Each pool child exports on its own: a parent may arrive after its child.)
+    link_publish = otlp_receiver.wait_for_span(
+        lambda s: s.span_id == linked.parent_span_id, "for the link's publish"
+    )
+    predecessor = otlp_receiver.wait_for_span(
+        lambda s: s.span_id == link_publish.parent_span_id, "for the task that published it"
+    )
+    assert link_publish.kind == "PRODUCER" and link_publish.service == "marketq-worker"
+    assert predecessor.kind == "CONSUMER"
+    assert predecessor.attributes["messaging.message.id"] == chained.run_id
+    assert predecessor.parent_span_id == ""  # its producer (this test) traces nothing
+    assert len({linked.trace_id, link_publish.trace_id, predecessor.trace_id}) == 1
 
     # JSON logs on both processes: every line one object, the run's lines carry its ids.
     worker_lines = json_lines(worker.log_text())

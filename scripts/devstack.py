@@ -134,6 +134,7 @@ def main() -> None:
     env = dict(os.environ)
     env.setdefault("MARKETQ_DATABASE_URL", f"sqlite:///{VAR / 'marketq.db'}")
     env.setdefault("MARKETQ_IMPORT_DIR", str(VAR / "imports"))
+    env.setdefault("MARKETQ_LOG_FORMAT", "text")  # a terminal; containers keep json
     Path(env["MARKETQ_IMPORT_DIR"]).mkdir(parents=True, exist_ok=True)
     bin_dir = Path(sys.executable).parent
 

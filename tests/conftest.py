@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.workers",
     "tests.fixtures.api",
     "tests.fixtures.beat",
+    "tests.fixtures.otlp",
 ]

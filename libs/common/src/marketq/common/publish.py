@@ -9,7 +9,8 @@ publisher, say) reuse ``prepare_run`` so validation never differs between them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
+from marketq.common import tracing
 from marketq.common.catalog import CATALOG, Catalog, JobSpec
 from marketq.common.celery_app import max_countdown_seconds
 from marketq.common.metrics import Source, count_publish_error, count_published
@@ -182,7 +184,6 @@ def send_run(
         "task_id": run.run_id,
         "queue": run.queue.value,
         "routing_key": run.queue.value,
-        "headers": dict(run.headers),
         "retry": False,  # the caller decides: an API answers 503, a CLI exits non-zero
     }
     if run.eta is not None:
@@ -195,12 +196,36 @@ def send_run(
         options["parent_id"] = parent_id
     if run.links:
         options["link"] = list(run.links)
-    try:
-        app.send_task(run.job.name, **options)
-    except Exception:
-        count_publish_error(run.queue.value, run.job.name, source)
-        raise
+    with publish_span([run]):
+        headers = dict(run.headers)
+        tracing.inject_trace_headers(headers)
+        try:
+            app.send_task(run.job.name, headers=headers, **options)
+        except Exception:
+            count_publish_error(run.queue.value, run.job.name, source)
+            raise
     count_published(run.queue.value, run.job.name, source)
+
+
+def publish_span(runs: Sequence[PreparedRun]) -> AbstractContextManager[Any]:
+    """The PRODUCER span around publishing ``runs`` (a shared no-op when tracing is off).
+
+    Messages built inside it carry its context (``tracing.inject_trace_headers``), so the
+    worker's task span becomes its child.
+    """
+    if not tracing.enabled() or not runs:
+        return tracing.span("")
+    first = runs[0]
+    attributes: dict[str, Any] = {"messaging.system": "redis", "messaging.operation.type": "send"}
+    if all(run.queue is first.queue for run in runs):
+        attributes["messaging.destination.name"] = first.queue.value
+    if all(run.job is first.job for run in runs):
+        attributes["marketq.job_name"] = first.job.name
+    if len(runs) == 1:
+        attributes["messaging.message.id"] = first.run_id
+        return tracing.span(f"publish {first.job.name}", attributes, producer=True)
+    attributes["messaging.batch.message_count"] = len(runs)
+    return tracing.span("publish batch", attributes, producer=True)
 
 
 def publish(
@@ -238,6 +263,7 @@ __all__ = [
     "field_errors",
     "prepare_run",
     "publish",
+    "publish_span",
     "revoked_key",
     "send_run",
 ]

@@ -302,6 +302,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every marketq process."
     )
+    # --- logs and traces (issue 5; tracing itself is configured by the OTEL_* variables) ---
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines on stderr: `json` (one object per line with time, level, "
+        "logger, message and, when known, run_id, job_name, queue, trace_id, span_id) or "
+        "`text` (readable; `make up` uses it).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app()`` for uvicorn (``--factory``) and the tests."""
+"""The FastAPI application: ``create_served_app()`` for uvicorn (``--factory``),
+``create_app()`` for the tests and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from marketq.api.errors import ErrorResponse, install_error_handlers
 from marketq.api.publisher import RunPublisher
 from marketq.api.routes import health, jobs, market, metrics, queues, runs, schedules, workers
 from marketq.api.state import ApiState
+from marketq.common import tracing
 from marketq.common.celery_app import create_celery_app
 from marketq.common.db.engine import get_sessionmaker
 from marketq.common.ledger import Ledger
+from marketq.common.logs import configure_logging
 from marketq.common.schedules import load_schedule_file
 from marketq.common.settings import Settings, get_settings
 
@@ -85,4 +88,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.RequestMetricsMiddleware)
     for module in (health, jobs, runs, queues, workers, schedules, market, metrics):
         app.include_router(module.router)
+    return app
+
+
+def create_served_app() -> FastAPI:
+    """uvicorn's factory (``marketq-api``): the app plus this process's logging and tracing.
+
+    Logging is set up here, once uvicorn has configured its own: its loggers then write
+    through marketq's handler and format. Each uvicorn worker process calls this.
+    """
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
+    if tracing.setup_tracing("marketq-api", {"marketq.component": "api"}):
+        # Server spans per request, parents of the publish span; probes and scrapes are
+        # left out (they would dwarf the traces that matter).
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     return app

@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.executable,
         "-m",
         "uvicorn",
-        "marketq.api.app:create_app",
+        "marketq.api.app:create_served_app",
         "--factory",
         "--host",
         args.host,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,9 +26,11 @@ from celery import Celery
 from redis.asyncio import Redis
 
 from marketq.common.metrics import count_publish_error, count_published, count_runs
-from marketq.common.publish import PreparedRun
+from marketq.common.publish import PreparedRun, publish_span
 from marketq.common.routing import PRIORITY_STEPS
+from marketq.common.tracing import inject_trace_headers
 
+log = logging.getLogger("marketq.api.publish")
 PRIORITY_SEPARATOR = "\x06\x16"  # kombu's Redis transport default `sep`
 RUN_RECORD_PREFIX = "run:"
 
@@ -58,6 +61,10 @@ redis.call('LPUSH', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[3], ARGV[4], 'EX', tonumber(ARGV[5]))
 return false
 """
+
+
+def _log_fields(run: PreparedRun) -> dict[str, str]:
+    return {"run_id": run.run_id, "job_name": run.job.name, "queue": run.queue.value}
 
 
 def queue_key(prefix: str, queue: str, priority: int | None) -> str:
@@ -93,6 +100,7 @@ class RunPublisher:
             origin="marketq-api",
         )
         headers = {**task.headers, **run.headers}
+        inject_trace_headers(headers)  # W3C traceparent of the current (publish) span
         body = json.dumps(task.body, separators=(",", ":")).encode()
         properties: dict[str, Any] = {
             "correlation_id": run.run_id,
@@ -128,32 +136,38 @@ class RunPublisher:
 
     async def publish(self, runs: Sequence[PreparedRun]) -> None:
         """Publish every run in one transaction: all are in Redis, or the call raises."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for run in runs:
-                key, message, record = self.encode(run)
-                pipe.lpush(key, message)
-                pipe.set(self.record_key(run.run_id), record, ex=self._record_ttl)
-            try:
-                await pipe.execute()
-            except Exception:
-                count_runs(((r.queue.value, r.job.name) for r in runs), "api", failed=True)
-                raise
+        with publish_span(runs):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for run in runs:
+                    key, message, record = self.encode(run)
+                    pipe.lpush(key, message)
+                    pipe.set(self.record_key(run.run_id), record, ex=self._record_ttl)
+                try:
+                    await pipe.execute()
+                except Exception:
+                    count_runs(((r.queue.value, r.job.name) for r in runs), "api", failed=True)
+                    raise
         count_runs(((r.queue.value, r.job.name) for r in runs), "api")
+        if log.isEnabledFor(logging.DEBUG):
+            for run in runs:
+                log.debug("published run %s", run.run_id, extra=_log_fields(run))
 
     async def publish_once(self, run: PreparedRun, claim: IdempotencyClaim) -> ExistingRun | None:
         """Publish unless the idempotency key exists; then return what it points at."""
-        key, message, record = self.encode(run)
-        value = json.dumps({"run_id": run.run_id, "fingerprint": claim.fingerprint})
-        try:
-            existing = await self._publish_once(
-                keys=[claim.key, key, self.record_key(run.run_id)],
-                args=[value, claim.ttl_seconds, message, record, self._record_ttl],
-            )
-        except Exception:
-            count_publish_error(run.queue.value, run.job.name, "api")
-            raise
+        with publish_span([run]):
+            key, message, record = self.encode(run)
+            value = json.dumps({"run_id": run.run_id, "fingerprint": claim.fingerprint})
+            try:
+                existing = await self._publish_once(
+                    keys=[claim.key, key, self.record_key(run.run_id)],
+                    args=[value, claim.ttl_seconds, message, record, self._record_ttl],
+                )
+            except Exception:
+                count_publish_error(run.queue.value, run.job.name, "api")
+                raise
         if existing is None:
             count_published(run.queue.value, run.job.name, "api")
+            log.debug("published run %s", run.run_id, extra=_log_fields(run))
             return None
         stored = json.loads(existing)
         return ExistingRun(run_id=stored["run_id"], fingerprint=stored["fingerprint"])

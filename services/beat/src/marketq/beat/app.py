@@ -15,7 +15,9 @@ from celery import Celery
 from celery.signals import beat_init
 
 from marketq.beat import observability
+from marketq.common import tracing
 from marketq.common.celery_app import create_celery_app
+from marketq.common.logs import connect_celery_logging
 from marketq.common.metrics import init_publish_series
 from marketq.common.settings import Settings, get_settings
 
@@ -61,4 +63,12 @@ def _serve_http(sender: Any = None, **_kwargs: Any) -> None:
     log.info("beat: /metrics and /livez on http://%s:%s", host, port)
 
 
+def _setup_tracing(sender: Any = None, **_kwargs: Any) -> None:
+    # Beat runs in one process: the provider's exporter thread starts here, after any
+    # daemonising fork, and the SDK flushes it at exit.
+    tracing.setup_tracing("marketq-beat", {"marketq.component": "beat"})
+
+
+connect_celery_logging()
 beat_init.connect(_serve_http, weak=False, dispatch_uid="marketq.beat.http")
+beat_init.connect(_setup_tracing, weak=False, dispatch_uid="marketq.beat.tracing")

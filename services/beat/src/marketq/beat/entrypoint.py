@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from marketq.common.logs import celery_quiet_option
 from marketq.common.schedules import effective_entries, load_schedule_file
 from marketq.common.settings import Settings, get_settings
 
@@ -28,6 +29,7 @@ def beat_argv(settings: Settings, *, app: str = BEAT_APP, loglevel: str | None =
         sys.executable,
         "-m",
         "celery",
+        *celery_quiet_option(settings.log_format),
         "-A",
         app,
         "beat",

@@ -47,6 +47,7 @@ from redbeat.schedulers import (
 
 from marketq.beat import observability as obs
 from marketq.beat.schedule import JSON_TYPE, ExchangeSchedule
+from marketq.common import tracing
 from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
 from marketq.common.chains import ENTRY_HEADER, SCHEDULED_FOR_HEADER, chain_links
@@ -352,7 +353,10 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
                 # The lock is gone: the new holder owns this entry's state now.
                 raise _LockLostError
             if claimed:
-                run_id = self._publish(entry, spec, fire, now)
+                # The root of the fire's trace: publish span and task span hang below it.
+                attributes = {"marketq.entry": entry.name, "marketq.job_name": spec.job}
+                with tracing.span(f"beat fire {entry.name}", attributes):
+                    run_id = self._publish(entry, spec, fire, now)
             else:
                 self._record(entry, Verdict.DUPLICATE, fire, now)
         # Advance only after the claim: a beat killed in between leaves a claimed fire
@@ -409,6 +413,7 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
             spec.job,
             fire.astimezone(self.tz).isoformat(),
             run.run_id,
+            extra={"run_id": run.run_id, "job_name": spec.job, "queue": run.queue.value},
         )
         return run.run_id
 

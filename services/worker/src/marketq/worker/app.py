@@ -9,11 +9,13 @@ from celery import Celery
 
 from marketq.common.catalog import CATALOG, Catalog
 from marketq.common.celery_app import create_celery_app, effective_time_limits
+from marketq.common.logs import connect_celery_logging
 from marketq.common.settings import get_settings
 from marketq.worker import observability
 from marketq.worker.ledger_signals import connect_ledger_signals
 from marketq.worker.registry import check_against_catalog, implementations
 from marketq.worker.task import make_task_class
+from marketq.worker.tracing_signals import connect_tracing_signals
 
 
 def register_jobs(app: Celery, catalog: Catalog = CATALOG) -> None:
@@ -32,6 +34,8 @@ def create_worker_app() -> Celery:
     register_jobs(app)
     connect_ledger_signals()
     observability.install(app)
+    connect_celery_logging()
+    connect_tracing_signals(app)
     return app
 
 

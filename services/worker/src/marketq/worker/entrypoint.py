@@ -20,6 +20,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from marketq.common.logs import celery_quiet_option
 from marketq.common.queues import Queue
 from marketq.common.settings import Settings, get_settings
 from marketq.worker import multiproc
@@ -42,6 +43,7 @@ def worker_argv(
         sys.executable,
         "-m",
         "celery",
+        *celery_quiet_option(settings.log_format),
         "-A",
         app,
         "worker",

@@ -60,18 +60,21 @@ class JobTask(Task):  # type: ignore[misc]
             raise PermanentJobError(str(exc)) from None
         request = self.request
         run_id: str = request.id
+        queue = (request.delivery_info or {}).get("routing_key")
         as_of = message_enqueued_at(request.headers) or datetime.now(UTC)
         ctx = JobContext(
             run_id=run_id,
             job=self.spec.name,
-            queue=(request.delivery_info or {}).get("routing_key"),
+            queue=queue,
             worker=request.hostname,
             as_of=as_of,
             settings=resources.settings(),
             provider=resources.provider(),
             calendar=resources.calendar(),
             sessions=resources.sessions(),
-            log=logging.LoggerAdapter(log, {"run_id": run_id, "job": self.spec.name}),
+            log=logging.LoggerAdapter(
+                log, {"run_id": run_id, "job_name": self.spec.name, "queue": queue}
+            ),
             _progress_sink=self._report_progress,
         )
         return self.implementation(ctx, params)

@@ -160,6 +160,14 @@ def main() -> None:
     for queue in QUEUES:
         log_path = VAR / "log" / f"worker-{queue}.log"
         log_path.write_bytes(b"")
+        # Each worker its own /metrics port and multiprocess directory (one machine).
+        metrics_port = free_port()
+        env_worker = {
+            **env,
+            "MARKETQ_WORKER_HTTP_HOST": "127.0.0.1",
+            "MARKETQ_WORKER_HTTP_PORT": str(metrics_port),
+            "PROMETHEUS_MULTIPROC_DIR": str(VAR / "metrics" / queue),
+        }
         proc = subprocess.Popen(
             [
                 str(bin_dir / "marketq-worker"),
@@ -168,13 +176,13 @@ def main() -> None:
                 "--hostname",
                 f"{queue}@{socket.gethostname()}",
             ],
-            env=env,
+            env=env_worker,
             stdout=log_path.open("ab"),
             stderr=subprocess.STDOUT,
             cwd=ROOT,
         )
         processes.append((f"worker-{queue}", proc))
-        workers.append((queue, proc, log_path))
+        workers.append((queue, proc, log_path, f"http://127.0.0.1:{metrics_port}"))
     api_key = development_key(env)
     api_port = int(env.get("MARKETQ_API_PORT", "0")) or free_port()
     api_url = f"http://127.0.0.1:{api_port}"
@@ -205,7 +213,7 @@ def main() -> None:
             cwd=ROOT,
         )
         processes.append(("beat", beat))
-    for queue, proc, log_path in workers:
+    for queue, proc, log_path, _url in workers:
         wait_ready(f"worker {queue}", log_path, proc, timeout=90)
     wait_http(f"{api_url}/livez", api, api_log, timeout=60)
     if beat is not None:
@@ -214,7 +222,7 @@ def main() -> None:
     print("\nmarketq is running (Ctrl-C stops everything)\n", flush=False)
     print(f"  redis      {redis_where}")
     print(f"  database   {env['MARKETQ_DATABASE_URL']}")
-    for queue, proc, log_path in workers:
+    for queue, proc, log_path, _url in workers:
         print(f"  worker     queue {queue:<13} pid {proc.pid:<8} log {log_path}")
     print(f"  api        {api_url} (pid {api.pid}, docs {api_url}/docs, log {api_log})")
     if beat is not None:
@@ -224,6 +232,12 @@ def main() -> None:
         )
     else:
         print("  beat       off (MARKETQ_BEAT_ENABLED=false): jobs run only when triggered")
+    print("\nPrometheus metrics (no auth; workers also serve /livez and /readyz):\n")
+    print(f"  metrics    api                 {api_url}/metrics")
+    for queue, _proc, _log, url in workers:
+        print(f"  metrics    worker {queue:<13} {url}/metrics")
+    if beat is not None:
+        print(f"  metrics    beat                http://127.0.0.1:{beat_port}/metrics")
     print("\ntrigger a job (another shell):\n")
     shown_key = api_key or "<a key from MARKETQ_API_KEYS>"
     print(f"  export MARKETQ_API_URL={api_url} MARKETQ_API_KEY={shown_key}")

@@ -107,6 +107,17 @@ def test_devstack_runs_every_queue_and_stops_everything_on_ctrl_c(tmp_path: Path
         assert redis_url and db_url
         beat = re.search(r"beat\s+pid (\d+)\s+metrics (\S+)/metrics", text)
         assert beat, text
+        # Every process prints its /metrics; each worker has its own port.
+        worker_metrics = dict(re.findall(r"metrics\s+worker (\w+)\s+(\S+)/metrics", text))
+        assert set(worker_metrics) == {"market_hours", "daily", "periodic", "default"}, text
+        assert len(set(worker_metrics.values())) == 4
+        for queue, url in worker_metrics.items():
+            assert (
+                f'marketq_worker_consuming{{queue="{queue}"}}' in httpx.get(f"{url}/metrics").text
+            )
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        assert re.search(r"metrics\s+api\s+\S+/metrics", text), text
+        assert re.search(r"metrics\s+beat\s+\S+/metrics", text), text
         assert httpx.get(f"{beat[2]}/livez", timeout=5).status_code == 200
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 7  # redis, the API, beat, four workers (+ pool processes)

@@ -273,6 +273,11 @@ class Settings(BaseSettings):
         description="Port of a worker's /metrics, /livez and /readyz (served by the main "
         "process only; 0 picks a free port).",
     )
+    worker_task_metrics: bool = Field(
+        default=True,
+        description="Record task metrics in the worker (outcomes, failures, runtime and "
+        "queue wait); off leaves the endpoint, probes and worker gauges.",
+    )
     worker_liveness_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -309,7 +309,8 @@ def _close_inherited_socket(**_: Any) -> None:
 
 def install(app: Celery) -> None:
     """Add the endpoint and the metric signal handlers to the worker app."""
-    metrics.connect_metric_signals()
+    if get_settings().worker_task_metrics:
+        metrics.connect_metric_signals()
     app.steps["worker"].add(HttpStep)
     app.steps["consumer"].add(ConsumingStep)
     signals.worker_process_init.connect(

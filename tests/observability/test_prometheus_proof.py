@@ -110,6 +110,29 @@ def test_every_alert_is_either_expected_here_or_allowed_empty() -> None:
     assert set(ONLY_THESE) <= names - set(EMPTY_HERE)
 
 
+def variable_queries() -> list[tuple[str, str, str]]:
+    """(dashboard uid / variable, series selector, label) of every label_values variable."""
+    found = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        for variable in board["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
+            selector, label = match.groups()
+            found.append((f"{board['uid']} / {variable['name']}", substitute(selector), label))
+    return found
+
+
+def test_every_dashboard_variable_is_a_label_values_query() -> None:
+    assert {where.split(" / ")[1] for where, _, _ in variable_queries()} == {
+        "namespace",
+        "queue",
+        "job_name",
+    }
+
+
 def test_panels_allowed_empty_here_exist() -> None:
     assert set(PANELS_EMPTY_HERE) <= {where for where, _ in panel_queries()}
 
@@ -148,14 +171,15 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
         # The API's freshness reads are cached 15 s by default; this test waits for them.
         MARKETQ_METRICS_FRESHNESS_CACHE_SECONDS="1",
     )
-    # All started before any is waited for (imports take seconds each on a busy machine).
+    # The API and beat fixtures wait 60 s for their process; on a busy machine that holds
+    # only while they do not share the CPU with four importing workers.
+    api = start_api(stack)
     workers = {
         q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False) for q in Queue
     }
-    api = start_api(stack)
-    beat = beats.start("beat-obs")
     for worker in workers.values():
         worker.wait_ready(timeout=180)
+    beat = beats.start("beat-obs")
     targets = [
         ScrapeTarget("marketq-api", api.url.removeprefix("http://"), {"component": "api"}),
         ScrapeTarget("marketq-beat", f"127.0.0.1:{beat.port}", {"component": "beat"}),
@@ -256,6 +280,14 @@ def test_every_panel_and_alert_expression_against_the_real_stack(
             problems.append(f"panel {where}: {status}\n    {expr}")
         elif not series and not KUBE_STATE_METRICS.search(expr) and where not in PANELS_EMPTY_HERE:
             problems.append(f"panel {where}: no series\n    {expr}")
+
+    # Template variables: Grafana asks /api/v1/label/<label>/values for their choices.
+    for where, selector, label in variable_queries():
+        body = prometheus.api(f"label/{label}/values", **{"match[]": selector})
+        if body.get("status") != "success":
+            problems.append(f"variable {where}: {body.get('error')}")
+        elif not body["data"] and label != "namespace":  # no namespaces outside Kubernetes
+            problems.append(f"variable {where}: no values for {label} in {selector}")
 
     names = {
         n

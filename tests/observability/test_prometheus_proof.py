@@ -53,6 +53,7 @@ EMPTY_HERE: dict[str, str] = {
     "MarketqFreshnessUnavailable": "needs the database unreadable by the API",
     "MarketqMarketDataStale": "needs the exchange open for 15 minutes with stale quotes",
     "MarketqApiErrorRatioHigh": "needs 20 5xx answers (a Redis or database outage)",
+    "MarketqApiMetricsAbsent": "the API is scraped here",
 }
 # Alerts that must fire here for exactly these label values and no others: the other
 # queues have consumers, small targets are not crossed, health checks do not fail.

@@ -49,8 +49,8 @@ fmt: sync  ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
-.PHONY: bench bench-api
-bench: bench-api  ## every benchmark in bench/ (ratios against peers, never timed tests)
+.PHONY: bench bench-api bench-metrics
+bench: bench-api bench-metrics  ## every benchmark in bench/ (ratios against peers, never timed tests)
 
 BENCH_ARGS ?=
 # Its own environment (the workspace + the `bench` group): `make sync`/`make test` run
@@ -67,6 +67,10 @@ bench-api: bootstrap-up  ## submit API vs Flower and a naive FastAPI; writes doc
 	fi
 	@UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --frozen --quiet --group bench
 	$(BENCH_VENV)/bin/python bench/api_submit.py $(BENCH_ARGS)
+
+BENCH_METRICS_ARGS ?=
+bench-metrics: bootstrap-up sync  ## /metrics cost vs queue depth, worker drain with metrics on/off; docs/performance.md
+	$(UV) run --frozen python bench/metrics_cost.py $(BENCH_METRICS_ARGS)
 
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)

@@ -15,12 +15,13 @@ Private redis-server (--save "" --appendonly no) and SQLite database under a tem
 directory; every process is stopped by PID. Results go to stdout and between the
 markers of docs/performance.md.
 
-    uv run python bench/metrics_cost.py [--scrapes 200] [--runs 2000] [--rounds 2]
+    uv run python bench/metrics_cost.py [--scrapes 200] [--runs 1000] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +62,19 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its current children (a prefork worker's pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    total = 0.0
+    for one in (pid, *map(int, children)):
+        with contextlib.suppress(OSError):  # a child that just exited
+            total += cpu_seconds(one)
+    return total
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -222,7 +236,8 @@ def scrape_cost(env: Env, scrapes: int) -> list[dict[str, float]]:
     return results
 
 
-def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
+def drain_once(env: Env, runs: int, metrics_on: bool) -> tuple[float, float]:
+    """(runs per second, worker CPU ms per run) of one drain."""
     from marketq.common.celery_app import create_celery_app
     from marketq.common.publish import publish
     from marketq.common.settings import get_settings
@@ -256,9 +271,11 @@ def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
                 raise RuntimeError("worker did not start consuming; see worker.log")
             time.sleep(0.005)
         started = time.perf_counter()
+        cpu0 = tree_cpu_seconds(worker.pid)
         while client.llen(f"{PREFIX}default") or client.hlen(f"{PREFIX}unacked"):
             time.sleep(0.005)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(worker.pid) - cpu0
         if metrics_on:
             body = httpx.get(
                 f"http://127.0.0.1:{worker_env['MARKETQ_WORKER_HTTP_PORT']}/metrics"
@@ -273,23 +290,28 @@ def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
             assert counted == runs, f"the worker counted {counted} of {runs} runs"
     finally:
         stop(worker)
-    return runs / elapsed
+    return runs / elapsed, cpu / runs * 1000
 
 
-def drain_rates(env: Env, runs: int, rounds: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {"off": [], "on": []}
+def drain_rates(env: Env, runs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    rates: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
     for round_no in range(rounds):
-        for mode in ("off", "on"):
-            rate = drain_once(env, runs, metrics_on=mode == "on")
-            rates[mode].append(rate)
-            log(f"drain round {round_no + 1} metrics {mode}: {rate:.0f} runs/s")
+        for mode in ("off", "on") if round_no % 2 == 0 else ("on", "off"):
+            rate, cpu = drain_once(env, runs, metrics_on=mode == "on")
+            rates[mode].append((rate, cpu))
+            log(f"drain round {round_no + 1} metrics {mode}: {rate:.0f}/s, {cpu:.2f} CPU ms/run")
     return rates
+
+
+def render_load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def render(
     scrape: list[dict[str, float]], rates: dict[str, list[float]], args: argparse.Namespace
 ) -> str:
     base = scrape[0]
+    load = render_load()
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} CPUs (shared), Python {platform.python_version()}.",
@@ -308,23 +330,27 @@ def render(
             f"| {int(row['depth']):,} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
             f"{row['cpu_ms']:.2f} | {row['cpu_ms'] / base['cpu_ms']:.2f}x | {row['redis_mb']:.0f} |"
         )
-    off = statistics.median(rates["off"])
-    on = statistics.median(rates["on"])
+    off = statistics.median(rate for rate, _ in rates["off"])
+    on = statistics.median(rate for rate, _ in rates["on"])
+    cpu_off = statistics.median(cpu for _, cpu in rates["off"])
+    cpu_on = statistics.median(cpu for _, cpu in rates["on"])
 
     def each(mode: str) -> str:
-        return ", ".join(f"{rate:.0f}" for rate in rates[mode])
+        return ", ".join(f"{rate:.0f}" for rate, _ in rates[mode])
 
     lines += [
         "",
         f"**Worker drain rate** ({args.runs} `health_check` runs per drain, concurrency 2, "
         f"{args.rounds} interleaved rounds; median):",
         "",
-        "| task metrics | runs/s (each round) | median runs/s |",
-        "|---|---|---:|",
-        f"| off (`MARKETQ_WORKER_TASK_METRICS=false`) | {each('off')} | {off:.0f} |",
-        f"| on (default) | {each('on')} | {on:.0f} |",
+        "| task metrics | runs/s (each round) | median runs/s | worker CPU ms/run (median) |",
+        "|---|---|---:|---:|",
+        f"| off (`MARKETQ_WORKER_TASK_METRICS=false`) | {each('off')} | {off:.0f} "
+        f"| {cpu_off:.2f} |",
+        f"| on (default) | {each('on')} | {on:.0f} | {cpu_on:.2f} |",
         "",
-        f"Ratio on/off: **{on / off:.2f}x** (target >= 0.9x).",
+        f"Drain rate on/off: **{on / off:.2f}x** (target >= 0.9x); worker CPU per run "
+        f"on/off: {cpu_on / cpu_off:.2f}x. Load average during the run: {load}.",
     ]
     return "\n".join(lines)
 
@@ -348,8 +374,8 @@ def write_doc(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="marketq-bench-metrics-") as tmp:

@@ -175,31 +175,34 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
     # The API and beat fixtures wait 60 s for their process; on a busy machine that holds
     # only while they do not share the CPU with four importing workers.
     api = start_api(stack)
-    workers = {
-        q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False) for q in Queue
-    }
-    for worker in workers.values():
-        worker.wait_ready(timeout=180)
-    beat = beats.start("beat-obs")
-    targets = [
-        ScrapeTarget("marketq-api", api.url.removeprefix("http://"), {"component": "api"}),
-        ScrapeTarget("marketq-beat", f"127.0.0.1:{beat.port}", {"component": "beat"}),
-        *(
-            ScrapeTarget(
-                "marketq-worker",
-                f"127.0.0.1:{worker.http_port}",
-                {"component": "worker", "queue": queue},
-            )
-            for queue, worker in workers.items()
-        ),
-    ]
-    workdir = tmp_path / "prometheus"
-    workdir.mkdir()
-    prometheus = PrometheusServer(workdir, prometheus_config(targets, [RULES])).start()
+    prometheus: PrometheusServer | None = None
     try:
+        workers = {
+            q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False)
+            for q in Queue
+        }
+        for worker in workers.values():
+            worker.wait_ready(timeout=180)
+        beat = beats.start("beat-obs")
+        targets = [
+            ScrapeTarget("marketq-api", api.url.removeprefix("http://"), {"component": "api"}),
+            ScrapeTarget("marketq-beat", f"127.0.0.1:{beat.port}", {"component": "beat"}),
+            *(
+                ScrapeTarget(
+                    "marketq-worker",
+                    f"127.0.0.1:{worker.http_port}",
+                    {"component": "worker", "queue": queue},
+                )
+                for queue, worker in workers.items()
+            ),
+        ]
+        workdir = tmp_path / "prometheus"
+        workdir.mkdir()
+        prometheus = PrometheusServer(workdir, prometheus_config(targets, [RULES])).start()
         yield {"api": api, "workers": workers, "prometheus": prometheus, "stack": stack}
-    finally:
-        prometheus.stop()
+    finally:  # workers and beat are stopped by their own fixtures
+        if prometheus is not None:
+            prometheus.stop()
         api.stop()
 
 

@@ -49,8 +49,8 @@ fmt: sync  ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
-.PHONY: bench bench-api
-bench: bench-api  ## every benchmark in bench/ (ratios against peers, never timed tests)
+.PHONY: bench bench-api bench-metrics
+bench: bench-api bench-metrics  ## every benchmark in bench/ (ratios against peers, never timed tests)
 
 BENCH_ARGS ?=
 # Its own environment (the workspace + the `bench` group): `make sync`/`make test` run
@@ -92,6 +92,10 @@ images:  ## docker build marketq-api, marketq-worker, marketq-beat (needs Docker
 	@for service in api worker beat; do \
 	  docker build -f services/$$service/Dockerfile -t marketq-$$service:$(IMAGE_TAG) . || exit 1; \
 	done
+
+BENCH_METRICS_ARGS ?=
+bench-metrics: bootstrap-up sync  ## /metrics cost vs queue depth, worker drain with metrics on/off; docs/performance.md
+	$(UV) run --frozen python bench/metrics_cost.py $(BENCH_METRICS_ARGS)
 
 .PHONY: clean
 clean:  ## remove local state (database, logs, Redis dir)

@@ -2,9 +2,11 @@
 
 1. The API's ``GET /metrics`` with 0, 10,000 and 1,000,000 messages waiting in a queue:
    wall time per scrape (client side) and CPU per scrape of the API process (from
-   /proc, user + system), over ``--scrapes`` sequential scrapes after a warm-up. The
-   peer is the empty queue: the ratios 10k/0 and 1M/0 show whether the cost grows with
-   depth (the queue read is one Lua script doing LLEN + LINDEX -1 per list).
+   /proc, user + system), ``--scrapes`` sequential scrapes per depth in each of
+   ``--rounds`` rounds; the depths take turns (the full lists are renamed in and out of
+   the queue's key, O(1)). The peer is the empty queue: the ratios 10k/0 and 1M/0 show
+   whether the cost grows with depth (the read is one Lua script: LLEN + LINDEX -1 per
+   list).
 2. A worker's drain rate of no-op-ish runs (``health_check``, no sleep, no database
    check; the ledger is written as always) with task metrics on (the default) and off
    (``MARKETQ_WORKER_TASK_METRICS=false``), interleaved off/on ``--rounds`` times. The
@@ -15,12 +17,13 @@ Private redis-server (--save "" --appendonly no) and SQLite database under a tem
 directory; every process is stopped by PID. Results go to stdout and between the
 markers of docs/performance.md.
 
-    uv run python bench/metrics_cost.py [--scrapes 200] [--runs 2000] [--rounds 2]
+    uv run python bench/metrics_cost.py [--scrapes 100] [--runs 1000] [--rounds 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +64,19 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its current children (a prefork worker's pool)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    total = 0.0
+    for one in (pid, *map(int, children)):
+        with contextlib.suppress(OSError):  # a child that just exited
+            total += cpu_seconds(one)
+    return total
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -120,8 +136,9 @@ def start_env(workdir: Path) -> Env:
     return Env(workdir=workdir, redis_port=port, env=env, redis_proc=proc)
 
 
-def fill(env: Env, queue: str, count: int) -> None:
-    """``count`` real marketq messages (the API publisher's encoding) in ``queue``."""
+def fill(env: Env, queue: str, count: int, key: str | None = None) -> None:
+    """``count`` real marketq messages (the API publisher's encoding) for ``queue``,
+    pushed to ``key`` (default: the queue's own list)."""
     import redis.asyncio as aioredis
 
     from marketq.api.publisher import RunPublisher, queue_key
@@ -133,7 +150,7 @@ def fill(env: Env, queue: str, count: int) -> None:
     app = create_celery_app("bench", settings=settings)
     encoder = RunPublisher(app, aioredis.Redis(), key_prefix=PREFIX, record_ttl=60)
     client = env.client
-    key = queue_key(PREFIX, queue, None)
+    key = key or queue_key(PREFIX, queue, None)
     batch = 10_000
     made = 0
     while made < count:
@@ -159,7 +176,7 @@ def reported_length(exposition: str, queue: str) -> float:
     raise AssertionError(f"no queue length for {queue}")
 
 
-def scrape_cost(env: Env, scrapes: int) -> list[dict[str, float]]:
+def scrape_cost(env: Env, scrapes: int, rounds: int) -> list[dict[str, float]]:
     port = free_port()
     api_log = env.workdir / "api.log"
     api = subprocess.Popen(
@@ -188,31 +205,42 @@ def scrape_cost(env: Env, scrapes: int) -> list[dict[str, float]]:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.1)
-            env.client.flushall()
-            have = 0
+            client = env.client
+            client.flushall()
+            queue = f"{PREFIX}daily"
+            for depth in DEPTHS[1:]:
+                log(f"filling {depth:,} messages")
+                fill(env, "daily", depth, key=f"bench:{depth}")
+            for _ in range(20):  # warm-up (also fills the freshness cache)
+                http.get(url)
+            walls: dict[int, list[float]] = {depth: [] for depth in DEPTHS}
+            cpus: dict[int, float] = dict.fromkeys(DEPTHS, 0.0)
+            # Depths interleaved round by round, switched with RENAME (O(1)), so a change
+            # in the machine's other load hits every depth alike.
+            for round_no in range(rounds):
+                for depth in DEPTHS:
+                    if depth:
+                        client.rename(f"bench:{depth}", queue)
+                    assert reported_length(http.get(url).text, "daily") == depth
+                    cpu0 = cpu_seconds(api.pid)
+                    for _ in range(scrapes):
+                        started = time.perf_counter()
+                        response = http.get(url)
+                        walls[depth].append(time.perf_counter() - started)
+                        assert response.status_code == 200
+                    cpus[depth] += cpu_seconds(api.pid) - cpu0
+                    if depth:
+                        client.rename(queue, f"bench:{depth}")
+                log(f"scrape round {round_no + 1} done")
+            memory = client.info("memory")["used_memory"] / 2**20
             for depth in DEPTHS:
-                log(f"queue depth {depth:,}: filling")
-                fill(env, "daily", depth - have)
-                have = depth
-                assert env.client.llen(f"{PREFIX}daily") == depth
-                for _ in range(20):  # warm-up (also fills the freshness cache)
-                    http.get(url)
-                assert reported_length(http.get(url).text, "daily") == depth
-                walls = []
-                cpu0 = cpu_seconds(api.pid)
-                for _ in range(scrapes):
-                    started = time.perf_counter()
-                    response = http.get(url)
-                    walls.append(time.perf_counter() - started)
-                    assert response.status_code == 200
-                cpu = cpu_seconds(api.pid) - cpu0
                 results.append(
                     {
                         "depth": depth,
-                        "p50_ms": statistics.median(walls) * 1000,
-                        "p95_ms": statistics.quantiles(walls, n=20)[18] * 1000,
-                        "cpu_ms": cpu / scrapes * 1000,
-                        "redis_mb": env.client.info("memory")["used_memory"] / 2**20,
+                        "p50_ms": statistics.median(walls[depth]) * 1000,
+                        "p95_ms": statistics.quantiles(walls[depth], n=20)[18] * 1000,
+                        "cpu_ms": cpus[depth] / (scrapes * rounds) * 1000,
+                        "redis_mb": memory,
                     }
                 )
                 log(f"  {results[-1]}")
@@ -222,7 +250,8 @@ def scrape_cost(env: Env, scrapes: int) -> list[dict[str, float]]:
     return results
 
 
-def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
+def drain_once(env: Env, runs: int, metrics_on: bool) -> tuple[float, float]:
+    """(runs per second, worker CPU ms per run) of one drain."""
     from marketq.common.celery_app import create_celery_app
     from marketq.common.publish import publish
     from marketq.common.settings import get_settings
@@ -256,9 +285,11 @@ def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
                 raise RuntimeError("worker did not start consuming; see worker.log")
             time.sleep(0.005)
         started = time.perf_counter()
+        cpu0 = tree_cpu_seconds(worker.pid)
         while client.llen(f"{PREFIX}default") or client.hlen(f"{PREFIX}unacked"):
             time.sleep(0.005)
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(worker.pid) - cpu0
         if metrics_on:
             body = httpx.get(
                 f"http://127.0.0.1:{worker_env['MARKETQ_WORKER_HTTP_PORT']}/metrics"
@@ -273,23 +304,28 @@ def drain_once(env: Env, runs: int, metrics_on: bool) -> float:
             assert counted == runs, f"the worker counted {counted} of {runs} runs"
     finally:
         stop(worker)
-    return runs / elapsed
+    return runs / elapsed, cpu / runs * 1000
 
 
-def drain_rates(env: Env, runs: int, rounds: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {"off": [], "on": []}
+def drain_rates(env: Env, runs: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    rates: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
     for round_no in range(rounds):
-        for mode in ("off", "on"):
-            rate = drain_once(env, runs, metrics_on=mode == "on")
-            rates[mode].append(rate)
-            log(f"drain round {round_no + 1} metrics {mode}: {rate:.0f} runs/s")
+        for mode in ("off", "on") if round_no % 2 == 0 else ("on", "off"):
+            rate, cpu = drain_once(env, runs, metrics_on=mode == "on")
+            rates[mode].append((rate, cpu))
+            log(f"drain round {round_no + 1} metrics {mode}: {rate:.0f}/s, {cpu:.2f} CPU ms/run")
     return rates
+
+
+def render_load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def render(
     scrape: list[dict[str, float]], rates: dict[str, list[float]], args: argparse.Namespace
 ) -> str:
     base = scrape[0]
+    load = render_load()
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
         f"{os.cpu_count()} CPUs (shared), Python {platform.python_version()}.",
@@ -297,34 +333,45 @@ def render(
         f'Command: `make bench-metrics` (`BENCH_METRICS_ARGS="--scrapes {args.scrapes} '
         f'--runs {args.runs} --rounds {args.rounds}"`).',
         "",
-        "**API `GET /metrics` vs queue depth** (sequential scrapes; CPU of the API process "
-        "per scrape; ratio against the empty queue in the same run):",
+        f"**API `GET /metrics` vs queue depth** ({args.scrapes} sequential scrapes per depth "
+        f"and round, {args.rounds} rounds, depths interleaved; CPU of the API process per "
+        "scrape; ratio against the empty queue in the same run; Redis holds all the "
+        "messages throughout):",
         "",
-        "| messages waiting | p50 ms | p95 ms | CPU ms/scrape | CPU ratio vs 0 | Redis memory MB |",
+        "| messages waiting | p50 ms | p50 ratio vs 0 | p95 ms | CPU ms/scrape | CPU ratio vs 0 |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in scrape:
         lines.append(
-            f"| {int(row['depth']):,} | {row['p50_ms']:.2f} | {row['p95_ms']:.2f} | "
-            f"{row['cpu_ms']:.2f} | {row['cpu_ms'] / base['cpu_ms']:.2f}x | {row['redis_mb']:.0f} |"
+            f"| {int(row['depth']):,} | {row['p50_ms']:.2f} | "
+            f"{row['p50_ms'] / base['p50_ms']:.2f}x | {row['p95_ms']:.2f} | "
+            f"{row['cpu_ms']:.2f} | {row['cpu_ms'] / base['cpu_ms']:.2f}x |"
         )
-    off = statistics.median(rates["off"])
-    on = statistics.median(rates["on"])
+    lines += [
+        "",
+        f"Redis used memory with the 10k and 1M lists present: {base['redis_mb']:.0f} MB.",
+    ]
+    off = statistics.median(rate for rate, _ in rates["off"])
+    on = statistics.median(rate for rate, _ in rates["on"])
+    cpu_off = statistics.median(cpu for _, cpu in rates["off"])
+    cpu_on = statistics.median(cpu for _, cpu in rates["on"])
 
     def each(mode: str) -> str:
-        return ", ".join(f"{rate:.0f}" for rate in rates[mode])
+        return ", ".join(f"{rate:.0f}" for rate, _ in rates[mode])
 
     lines += [
         "",
         f"**Worker drain rate** ({args.runs} `health_check` runs per drain, concurrency 2, "
         f"{args.rounds} interleaved rounds; median):",
         "",
-        "| task metrics | runs/s (each round) | median runs/s |",
-        "|---|---|---:|",
-        f"| off (`MARKETQ_WORKER_TASK_METRICS=false`) | {each('off')} | {off:.0f} |",
-        f"| on (default) | {each('on')} | {on:.0f} |",
+        "| task metrics | runs/s (each round) | median runs/s | worker CPU ms/run (median) |",
+        "|---|---|---:|---:|",
+        f"| off (`MARKETQ_WORKER_TASK_METRICS=false`) | {each('off')} | {off:.0f} "
+        f"| {cpu_off:.2f} |",
+        f"| on (default) | {each('on')} | {on:.0f} | {cpu_on:.2f} |",
         "",
-        f"Ratio on/off: **{on / off:.2f}x** (target >= 0.9x).",
+        f"Drain rate on/off: **{on / off:.2f}x** (target >= 0.9x); worker CPU per run "
+        f"on/off: {cpu_on / cpu_off:.2f}x. Load average during the run: {load}.",
     ]
     return "\n".join(lines)
 
@@ -347,15 +394,15 @@ def write_doc(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scrapes", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scrapes", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--no-doc", action="store_true", help="print only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="marketq-bench-metrics-") as tmp:
         env = start_env(Path(tmp))
         try:
-            scrape = scrape_cost(env, args.scrapes)
+            scrape = scrape_cost(env, args.scrapes, args.rounds)
             rates = drain_rates(env, args.runs, args.rounds)
         finally:
             stop(env.redis_proc)

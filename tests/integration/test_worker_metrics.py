@@ -60,6 +60,13 @@ def test_outcomes_failures_retries_revokes_and_histograms(stack: Stack) -> None:
         "health_check", kwargs={"sleep_seconds": "soon"}, queue="default", routing_key="default"
     ).id
     flaky = publish(producer, "data_import", CATALOG["data_import"].example).run_id
+    # A run with a chain follower: the worker publishes the follower when it succeeds.
+    follower = producer.signature(
+        "health_check", kwargs={}, immutable=True, options={"queue": "default"}
+    )
+    leader = producer.send_task(
+        "health_check", kwargs={}, queue="default", routing_key="default", link=follower
+    ).id
     expired = producer.send_task(
         "health_check",
         kwargs={},
@@ -67,16 +74,18 @@ def test_outcomes_failures_retries_revokes_and_histograms(stack: Stack) -> None:
         routing_key="default",
         expires=datetime.now(UTC) - timedelta(seconds=30),
     ).id
-    stack.wait_for_states([*ok, bad, flaky], {"SUCCESS", "FAILURE"}, timeout=60)
+    stack.wait_for_states([*ok, bad, flaky, leader], {"SUCCESS", "FAILURE"}, timeout=60)
 
     def settled() -> dict | None:
         samples = scrape(worker)
-        if outcome(samples, "health_check", "revoked") >= 1:
+        revoked = outcome(samples, "health_check", "revoked")
+        if revoked >= 1 and outcome(samples, "health_check", "succeeded") >= 5:
             return samples
         return None
 
-    after = stack.wait_for(settled, 30, f"the expired run {expired} counted as revoked")
-    assert outcome(after, "health_check", "succeeded") == 3
+    after = stack.wait_for(settled, 30, f"the expired run {expired} and the chain counted")
+    # 3 plain runs, the leader and its follower.
+    assert outcome(after, "health_check", "succeeded") == 5
     assert outcome(after, "health_check", "failed") == 1
     assert outcome(after, "health_check", "revoked") == 1
     assert outcome(after, "data_import", "retried") == 1
@@ -92,15 +101,19 @@ def test_outcomes_failures_retries_revokes_and_histograms(stack: Stack) -> None:
         == 1
     )
     labels = {"queue": "default", "job_name": "health_check"}
-    # Every attempt that ran is timed (3 successes + 1 failure); the expired one never ran.
-    assert value(after, "marketq_task_runtime_seconds_count", **labels) == 4
+    # Every attempt that ran is timed (5 successes + 1 failure); the expired one never ran.
+    assert value(after, "marketq_task_runtime_seconds_count", **labels) == 6
     assert value(after, "marketq_task_runtime_seconds_sum", **labels) > 0
-    assert value(after, "marketq_task_runtime_seconds_bucket", le="+Inf", **labels) == 4
+    assert value(after, "marketq_task_runtime_seconds_bucket", le="+Inf", **labels) == 6
     # Queue wait comes from the enqueue header only the marketq publisher adds (3 runs).
     assert value(after, "marketq_task_queue_wait_seconds_count", **labels) == 3
     assert value(after, "marketq_task_queue_wait_seconds_bucket", le="+Inf", **labels) == 3
     flaky_labels = {"queue": "default", "job_name": "data_import"}
     assert value(after, "marketq_task_runtime_seconds_count", **flaky_labels) == 2
+    # The follower is a new run published by the worker; the retry of data_import is not.
+    published = "marketq_tasks_published_total"
+    assert value(after, published, queue="default", job_name="health_check", source="chain") == 1
+    assert value(after, published, queue="default", job_name="data_import", source="chain") == 0
     # No pid or hostname label anywhere.
     assert not any(dict(labels).keys() & {"pid", "hostname", "job"} for _name, labels in after)
     assert flaky in stack.runs()

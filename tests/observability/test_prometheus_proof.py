@@ -53,6 +53,17 @@ EMPTY_HERE: dict[str, str] = {
     "MarketqFreshnessUnavailable": "needs the database unreadable by the API",
     "MarketqMarketDataStale": "needs the exchange open for 15 minutes with stale quotes",
     "MarketqApiErrorRatioHigh": "needs 20 5xx answers (a Redis or database outage)",
+    "MarketqApiMetricsAbsent": "the API is scraped here",
+}
+# Alerts that must fire here for exactly these label values and no others: the other
+# queues have consumers, small targets are not crossed, health checks do not fail.
+ONLY_THESE: dict[str, tuple[str, set[str | None]]] = {
+    "MarketqQueueAgeAboveTarget": ("queue", {"periodic"}),
+    "MarketqQueueAgeFarAboveTarget": ("queue", {"periodic"}),
+    "MarketqQueueBacklogGrowing": ("queue", {"periodic"}),
+    "MarketqQueueNoConsumer": ("queue", {"periodic"}),
+    "MarketqMetricsTargetDown": ("queue", {"periodic"}),
+    "MarketqTaskFailureRatioHigh": ("job_name", {"data_import"}),
 }
 # Panels that read kube-state-metrics series: they must parse, and may be empty here.
 KUBE_STATE_METRICS = re.compile(r"\bkube_\w+")
@@ -95,6 +106,34 @@ def panel_queries() -> list[tuple[str, str]]:
     return queries
 
 
+def test_every_alert_is_either_expected_here_or_allowed_empty() -> None:
+    names = {rule["alert"] for rule in alert_rules()}
+    assert set(ONLY_THESE) <= names - set(EMPTY_HERE)
+
+
+def variable_queries() -> list[tuple[str, str, str]]:
+    """(dashboard uid / variable, series selector, label) of every label_values variable."""
+    found = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        board = json.loads(path.read_text())
+        for variable in board["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
+            selector, label = match.groups()
+            found.append((f"{board['uid']} / {variable['name']}", substitute(selector), label))
+    return found
+
+
+def test_every_dashboard_variable_is_a_label_values_query() -> None:
+    assert {where.split(" / ")[1] for where, _, _ in variable_queries()} == {
+        "namespace",
+        "queue",
+        "job_name",
+    }
+
+
 def test_panels_allowed_empty_here_exist() -> None:
     assert set(PANELS_EMPTY_HERE) <= {where for where, _ in panel_queries()}
 
@@ -133,33 +172,37 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
         # The API's freshness reads are cached 15 s by default; this test waits for them.
         MARKETQ_METRICS_FRESHNESS_CACHE_SECONDS="1",
     )
-    # Started together, waited for generously: imports take seconds each on a busy machine.
-    workers = {
-        q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False) for q in Queue
-    }
-    for worker in workers.values():
-        worker.wait_ready(timeout=180)
+    # The API and beat fixtures wait 60 s for their process; on a busy machine that holds
+    # only while they do not share the CPU with four importing workers.
     api = start_api(stack)
-    beat = beats.start("beat-obs")
-    targets = [
-        ScrapeTarget("marketq-api", api.url.removeprefix("http://"), {"component": "api"}),
-        ScrapeTarget("marketq-beat", f"127.0.0.1:{beat.port}", {"component": "beat"}),
-        *(
-            ScrapeTarget(
-                "marketq-worker",
-                f"127.0.0.1:{worker.http_port}",
-                {"component": "worker", "queue": queue},
-            )
-            for queue, worker in workers.items()
-        ),
-    ]
-    workdir = tmp_path / "prometheus"
-    workdir.mkdir()
-    prometheus = PrometheusServer(workdir, prometheus_config(targets, [RULES])).start()
+    prometheus: PrometheusServer | None = None
     try:
+        workers = {
+            q.value: stack.start_worker(q.value, name=f"{q.value}@obs", wait_ready=False)
+            for q in Queue
+        }
+        for worker in workers.values():
+            worker.wait_ready(timeout=180)
+        beat = beats.start("beat-obs")
+        targets = [
+            ScrapeTarget("marketq-api", api.url.removeprefix("http://"), {"component": "api"}),
+            ScrapeTarget("marketq-beat", f"127.0.0.1:{beat.port}", {"component": "beat"}),
+            *(
+                ScrapeTarget(
+                    "marketq-worker",
+                    f"127.0.0.1:{worker.http_port}",
+                    {"component": "worker", "queue": queue},
+                )
+                for queue, worker in workers.items()
+            ),
+        ]
+        workdir = tmp_path / "prometheus"
+        workdir.mkdir()
+        prometheus = PrometheusServer(workdir, prometheus_config(targets, [RULES])).start()
         yield {"api": api, "workers": workers, "prometheus": prometheus, "stack": stack}
-    finally:
-        prometheus.stop()
+    finally:  # workers and beat are stopped by their own fixtures
+        if prometheus is not None:
+            prometheus.stop()
         api.stop()
 
 
@@ -226,9 +269,14 @@ def test_every_panel_and_alert_expression_against_the_real_stack(
         if alerts[name] in never
     ]
     for name, expr in alerts.items():
-        status, _ = _result(prometheus, expr)
+        status, series = _result(prometheus, expr)
         if status != "ok":
             problems.append(f"alert {name}: {status}")
+        elif name in ONLY_THESE:
+            label, values = ONLY_THESE[name]
+            got = {s["metric"].get(label) for s in series}
+            if got != values:
+                problems.append(f"alert {name}: {label} {got}, expected exactly {values}")
 
     for where, expr in panel_queries():
         status, series = _result(prometheus, expr)
@@ -236,6 +284,14 @@ def test_every_panel_and_alert_expression_against_the_real_stack(
             problems.append(f"panel {where}: {status}\n    {expr}")
         elif not series and not KUBE_STATE_METRICS.search(expr) and where not in PANELS_EMPTY_HERE:
             problems.append(f"panel {where}: no series\n    {expr}")
+
+    # Template variables: Grafana asks /api/v1/label/<label>/values for their choices.
+    for where, selector, label in variable_queries():
+        body = prometheus.api(f"label/{label}/values", **{"match[]": selector})
+        if body.get("status") != "success":
+            problems.append(f"variable {where}: {body.get('error')}")
+        elif not body["data"] and label != "namespace":  # no namespaces outside Kubernetes
+            problems.append(f"variable {where}: no values for {label} in {selector}")
 
     names = {
         n

@@ -162,15 +162,13 @@ def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
 
 
 def _on_published(sender: str | None = None, headers: Any = None, **_: Any) -> None:
-    """A worker publishes two kinds of message: a retry of the running task (same id, not
-    a new run) and the chain followers of a run that succeeded (source ``chain``)."""
+    """A worker publishes two kinds of message: retries of a run (``Task.retry``, or the
+    main process re-sending a run whose pool process died; their ``retries`` header is
+    above 0 and they are not new runs) and the chain followers of a run that succeeded
+    (new runs: ``source="chain"``)."""
     if sender is None or sender not in CATALOG:
         return
-    from celery import current_task
-
-    running = current_task
-    task_id = (headers or {}).get("id")
-    if running is not None and task_id is not None and running.request.id == task_id:
+    if (headers or {}).get("retries"):
         return
     count_published(CATALOG[sender].queue.value, sender, "chain")
 

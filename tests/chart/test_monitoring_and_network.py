@@ -36,6 +36,8 @@ def test_pod_monitors_scrape_workers_with_their_queue_and_beat(max_render: Rende
     targets = relabel_targets(worker["spec"]["podMetricsEndpoints"][0])
     assert targets == {"job": "marketq-worker", "component": "worker",
                        "queue": ["__meta_kubernetes_pod_label_marketq_io_queue"]}  # fmt: skip
+    # Worker series carry `queue` themselves: honoured, or Prometheus renames it exported_queue.
+    assert worker["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
     for deployment in max_render.workers().values():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert worker["spec"]["selector"]["matchLabels"].items() <= labels.items()

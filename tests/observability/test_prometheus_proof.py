@@ -304,6 +304,13 @@ def test_every_panel_and_alert_expression_against_the_real_stack(
         if not _result(prometheus, f'count({{__name__="{name}"}})')[1]:
             problems.append(f"metric {name} is not exposed by any marketq process")
 
+    # No label of ours collides with a target label (Prometheus would rename it exported_*).
+    clashes = _result(
+        prometheus, 'count by (__name__) ({__name__=~"marketq_.+", exported_queue!=""})'
+    )
+    if clashes[1]:
+        problems.append(f"series with exported_queue: {clashes[1]}")
+
     # The rule file as Prometheus loaded it: every alert there, every one evaluated.
     loaded = _loaded_rules(prometheus)
     if {rule["name"] for rule in loaded} != set(alerts):

@@ -109,10 +109,13 @@ def natural_key(model: type[Base]) -> tuple[str, ...]:
 
 
 class _DataRow:
-    """Columns every data table has: a surrogate id first and ``updated_at`` last."""
+    """Columns every data table has: a surrogate id first and ``updated_at`` last.
+
+    ``updated_at`` is indexed: the API reads ``max(updated_at)`` of every data table for the
+    freshness gauges every few seconds, which must not scan a table of quotes."""
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True, sort_order=-100)
-    updated_at: Mapped[datetime] = mapped_column(sort_order=100)
+    updated_at: Mapped[datetime] = mapped_column(index=True, sort_order=100)
 
 
 # --- market data --------------------------------------------------------------------

@@ -5,13 +5,14 @@ standby's lock poll) — no broker round trip, so a Redis outage never restarts 
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from marketq.common import probe_server
+from marketq.common.probe_server import PLAIN_TEXT, Answer, Route, metrics_route
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -80,39 +81,23 @@ def loop_age() -> float:
     return time.time() - _loop_at
 
 
-class _Handler(BaseHTTPRequestHandler):
-    liveness_seconds = 60.0
+def _livez(liveness_seconds: float) -> Route:
+    def answer() -> Answer:
+        age = loop_age()
+        ok = age <= liveness_seconds
+        body = f"{'ok' if ok else 'stalled'}: scheduler loop ran {age:.1f} s ago\n"
+        return (200 if ok else 503), body.encode(), PLAIN_TEXT
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            # Beat's own metrics, then the process-wide registry: the shared publish
-            # counters (marketq.common.metrics) and process_* / python_* metrics.
-            exposition = generate_latest(REGISTRY) + generate_latest(PROCESS_REGISTRY)
-            self._send(200, exposition, CONTENT_TYPE_LATEST)
-        elif path == "/livez":
-            age = loop_age()
-            ok = age <= self.liveness_seconds
-            body = f"{'ok' if ok else 'stalled'}: scheduler loop ran {age:.1f} s ago\n"
-            self._send(200 if ok else 503, body.encode(), "text/plain; charset=utf-8")
-        else:
-            self._send(404, b"not found\n", "text/plain; charset=utf-8")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # probes every few seconds; nothing worth a log line
+    return answer
 
 
 def serve(host: str, port: int, liveness_seconds: float) -> ThreadingHTTPServer:
-    """Start the endpoint in a daemon thread; returns the server (its port if 0 given)."""
-    handler = type("BeatHandler", (_Handler,), {"liveness_seconds": liveness_seconds})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="beat-http", daemon=True).start()
-    return server
+    """Start the endpoint in a daemon thread; returns the server (its port if 0 given).
+
+    ``/metrics`` is beat's own registry, then the process-wide one: the shared publish
+    counters (marketq.common.metrics) and process_* / python_* metrics."""
+    routes = {
+        "/metrics": metrics_route([REGISTRY, PROCESS_REGISTRY]),
+        "/livez": _livez(liveness_seconds),
+    }
+    return probe_server.serve(host, port, routes, name="beat-http")

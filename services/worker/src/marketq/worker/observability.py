@@ -25,17 +25,18 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 from celery.worker import state as worker_state
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from marketq.common import probe_server
 from marketq.common.catalog import CATALOG
+from marketq.common.probe_server import PLAIN_TEXT, Answer, Route, metrics_route
 from marketq.common.settings import get_settings
 from marketq.worker import metrics, multiproc
 
@@ -159,58 +160,36 @@ def compact_now(health: WorkerHealth) -> None:
         log.debug("metrics: folded %d files of dead pool processes", removed)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    registry: CollectorRegistry
-    health: WorkerHealth
-    liveness_seconds = 60.0
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/metrics":
-            compact_now(self.health)
-            self._send(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
-        elif path == "/livez":
-            ok, why = self.health.liveness(self.liveness_seconds)
-            self._send(200 if ok else 503, f"{why}\n".encode(), "text/plain; charset=utf-8")
-        elif path == "/readyz":
-            if self.health.consuming:
-                body, status = b"ok: consuming\n", 200
-            else:
-                body, status = b"not consuming: starting, or the broker is unreachable\n", 503
-            self._send(status, body, "text/plain; charset=utf-8")
-        else:
-            self._send(404, b"not found\n", "text/plain; charset=utf-8")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return  # probes every few seconds; nothing worth a log line
-
-
 _server: ThreadingHTTPServer | None = None
+
+
+def _livez(health: WorkerHealth, liveness_seconds: float) -> Route:
+    def answer() -> Answer:
+        ok, why = health.liveness(liveness_seconds)
+        return (200 if ok else 503), f"{why}\n".encode(), PLAIN_TEXT
+
+    return answer
+
+
+def _readyz(health: WorkerHealth) -> Route:
+    def answer() -> Answer:
+        if health.consuming:
+            return 200, b"ok: consuming\n", PLAIN_TEXT
+        return 503, b"not consuming: starting, or the broker is unreachable\n", PLAIN_TEXT
+
+    return answer
 
 
 def serve(
     host: str, port: int, liveness_seconds: float, health: WorkerHealth
 ) -> ThreadingHTTPServer:
-    handler = type(
-        "WorkerHandler",
-        (_Handler,),
-        {
-            "registry": build_registry(health),
-            "health": health,
-            "liveness_seconds": liveness_seconds,
-        },
-    )
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
-    return server
+    routes = {
+        # Dead pool children's files are folded in before each scrape reads them.
+        "/metrics": metrics_route([build_registry(health)], before=lambda: compact_now(health)),
+        "/livez": _livez(health, liveness_seconds),
+        "/readyz": _readyz(health),
+    }
+    return probe_server.serve(host, port, routes, name="worker-http")
 
 
 def _housekeeping(health: WorkerHealth) -> None:

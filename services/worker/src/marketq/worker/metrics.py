@@ -20,8 +20,10 @@ from celery import signals
 from prometheus_client import Counter, Histogram
 
 from marketq.common.catalog import CATALOG
+from marketq.common.celery_app import effective_time_limits
 from marketq.common.metrics import count_published
 from marketq.common.publish import ENQUEUED_AT_HEADER, enqueued_at_from_headers
+from marketq.common.settings import get_settings
 
 OUTCOMES = ("succeeded", "failed", "retried", "rejected", "revoked")
 
@@ -36,11 +38,24 @@ TASK_FAILURES = Counter(
     "Failed task attempts by exception class name.",
     ["queue", "job_name", "exception"],
 )
+_RUNTIME_BASE_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+
+
+def runtime_buckets() -> tuple[float, ...]:
+    """The base buckets plus every job's soft time limit and 80% of it: the runtime alert
+    compares p95 with 0.8 x the soft limit, which interpolation inside a wide bucket
+    would otherwise blur (runs of 130 s in a 120..300 s bucket read as p95 near 300 s)."""
+    edges = set(_RUNTIME_BASE_BUCKETS)
+    for soft, _hard in effective_time_limits(get_settings(), CATALOG).values():
+        edges.update((float(soft), 0.8 * soft))
+    return tuple(sorted(edges))
+
+
 TASK_RUNTIME = Histogram(
     "marketq_task_runtime_seconds",
     "Time a pool process spent running a task (every outcome).",
     ["queue", "job_name"],
-    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600),
+    buckets=runtime_buckets(),
 )
 TASK_QUEUE_WAIT = Histogram(
     "marketq_task_queue_wait_seconds",

@@ -42,7 +42,7 @@ test-integration: bootstrap-test sync  ## real redis-server + celery workers, in
 
 .PHONY: test
 test: bootstrap-test sync lint typecheck  ## everything: lint, types, unit, integration
-	$(UV) run --frozen pytest -q -n $(PYTEST_WORKERS)
+	$(UV) run --frozen pytest -q -n $(PYTEST_WORKERS) --durations=25
 
 .PHONY: fmt
 fmt: sync  ## apply ruff fixes and formatting

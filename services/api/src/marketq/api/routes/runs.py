@@ -55,6 +55,7 @@ def _prepare(state: ApiState, job: str, body: RunRequest) -> PreparedRun:
         return prepare_run(
             job,
             body.params,
+            run_id=state.publisher.messages.new_id(),
             countdown=body.countdown,
             eta=body.eta,
             priority=body.priority,

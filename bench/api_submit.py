@@ -768,15 +768,15 @@ def _frame(frame: str) -> tuple[str, str]:
 # its stack belongs to. (py-spy shortens paths to the import path: "api/publisher.py".)
 STEPS: list[tuple[str, Callable[[str, str], bool]]] = [
     (
-        "Celery message build (as_task_v2, saferepr, json, base64)",
-        lambda func, path: func.endswith("RunPublisher.encode"),
+        "message build (per-job skeleton, kwargsrepr, orjson, base64; the run record)",
+        lambda func, path: func.endswith("RunPublisher.encode") or "MessageBuilder." in func,
     ),
     (
-        "rate limit (incl. its Redis round trip)",
+        "rate limit (window key; other routes: their Redis round trip)",
         lambda func, path: path.endswith("api/ratelimit.py"),
     ),
     (
-        "Redis client: publish (redis.asyncio pipeline/script, parse, pool)",
+        "Redis client: publish (redis.asyncio EVALSHA, hiredis parse, pool)",
         lambda func, path: path.startswith("redis/") or "/redis/" in path,
     ),
     (
@@ -796,8 +796,8 @@ STEPS: list[tuple[str, Callable[[str, str], bool]]] = [
         ),
     ),
     (
-        "route handler, own code (results, RunAccepted)",
-        lambda func, path: path.endswith("api/routes/runs.py"),
+        "route handler, own code (results, coalescer, answer dicts)",
+        lambda func, path: path.endswith(("api/routes/runs.py", "api/publisher.py")),
     ),
     (
         "FastAPI dependencies + body (read, JSON, pydantic)",

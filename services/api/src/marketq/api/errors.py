@@ -98,6 +98,38 @@ def _document_error_shape(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _redis_unavailable(exc: Exception) -> JSONResponse:
+    log.warning("redis unavailable: %s", exc)
+    return error_response(
+        503,
+        "broker_unavailable",
+        "the message broker is unavailable; nothing was accepted, retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _deferred_count(request: Request) -> JSONResponse | None:
+    """Count a request whose route would have counted it in its publish script but which
+    failed first (see ratelimit.py); the 429 or 503 that counting gives wins."""
+    from marketq.api.ratelimit import count_deferred  # ratelimit imports this module
+
+    state = getattr(request.app.state, "marketq", None)
+    if state is None:
+        return None
+    try:
+        await count_deferred(
+            request,
+            state.redis,
+            state.settings.redis_key_prefix,
+            state.settings.api_rate_limit_per_minute,
+        )
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        return _redis_unavailable(exc)
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every failure in the one shape, and document that shape in /openapi.json."""
     generate = app.openapi
@@ -108,11 +140,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if (counted := await _deferred_count(request)) is not None:
+            return counted
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (counted := await _deferred_count(request)) is not None:
+            return counted
         details = [
             ErrorDetail(
                 # A body that is not JSON: the loc is a character position, not a field.
@@ -126,7 +162,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "invalid_request", f"invalid request: {names}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if (counted := await _deferred_count(request)) is not None:
+            return counted
         if exc.status_code == 400:
             # FastAPI's only 400: a body it cannot decode (not UTF-8, say). Invalid JSON is
             # already a 422 json_invalid; an unreadable body is the same client error.
@@ -138,13 +176,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RedisConnectionError)
     @app.exception_handler(RedisTimeoutError)
     async def _redis_down(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("redis unavailable: %s", exc)
-        return error_response(
-            503,
-            "broker_unavailable",
-            "the message broker is unavailable; nothing was accepted, retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        return _redis_unavailable(exc)
 
     @app.exception_handler(DatabaseOperationalError)
     async def _database_down(_request: Request, exc: Exception) -> JSONResponse:

@@ -32,7 +32,8 @@ class ApiState:
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
     state: ApiState = request.app.state.marketq
     return state
 

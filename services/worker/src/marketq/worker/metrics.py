@@ -38,7 +38,24 @@ TASK_FAILURES = Counter(
     "Failed task attempts by exception class name.",
     ["queue", "job_name", "exception"],
 )
-_RUNTIME_BASE_BUCKETS = (0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 3600)
+_RUNTIME_BASE_BUCKETS = (
+    0.005,
+    0.025,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1200,
+    3600,
+)
 
 
 def runtime_buckets() -> tuple[float, ...]:

@@ -214,7 +214,8 @@ def test_submits_of_one_loop_iteration_share_one_evalsha_and_each_gets_its_run(
     assert in_redis == {r.run_id for r in runs}
     client = redis_server.client()
     assert all(client.exists(f"{PREFIX}run:{r.run_id}") for r in runs)
-    assert int(client.get(f"{PREFIX}ratelimit:k:{int(time.time() // 60)}") or 0) in {40, 0}
+    counters = client.keys(f"{PREFIX}ratelimit:k:*")  # one window, or two if it rolled
+    assert sum(int(client.get(key) or 0) for key in counters) == 40  # each submit counted
 
 
 def test_the_rate_limit_inside_the_script_refuses_exactly_the_excess(

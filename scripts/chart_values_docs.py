@@ -40,35 +40,25 @@ _QUANTITIES = {
     "additionalProperties": {"type": ["string", "number"]},
     "propertyNames": {"pattern": "^[a-z0-9.-]+(/[a-z0-9.-]+)?$"},
 }
+_PROBE_TIMING: dict[str, Any] = {
+    "initialDelaySeconds": {"type": "integer", "minimum": 0},
+    "periodSeconds": {"type": "integer", "minimum": 1},
+    "timeoutSeconds": {"type": "integer", "minimum": 1},
+    "failureThreshold": {"type": "integer", "minimum": 1},
+    "successThreshold": {"type": "integer", "minimum": 1},
+}
 DEFS: dict[str, Any] = {
     "resources": {
         "type": "object",
         "additionalProperties": False,
         "properties": {"requests": _QUANTITIES, "limits": _QUANTITIES},
     },
-    "probe": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "initialDelaySeconds": {"type": "integer", "minimum": 0},
-            "periodSeconds": {"type": "integer", "minimum": 1},
-            "timeoutSeconds": {"type": "integer", "minimum": 1},
-            "failureThreshold": {"type": "integer", "minimum": 1},
-            "successThreshold": {"type": "integer", "minimum": 1},
-        },
-    },
+    "probe": {"type": "object", "additionalProperties": False, "properties": _PROBE_TIMING},
     # A startup probe may be turned off (liveness and readiness may not).
     "startupProbe": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            "enabled": {"type": "boolean"},
-            "initialDelaySeconds": {"type": "integer", "minimum": 0},
-            "periodSeconds": {"type": "integer", "minimum": 1},
-            "timeoutSeconds": {"type": "integer", "minimum": 1},
-            "failureThreshold": {"type": "integer", "minimum": 1},
-            "successThreshold": {"type": "integer", "minimum": 1},
-        },
+        "properties": {"enabled": {"type": "boolean"}, **_PROBE_TIMING},
     },
     "podOptions": {
         "type": "object",

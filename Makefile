@@ -7,12 +7,12 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: help
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[A-Za-z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 .PHONY: bootstrap-up bootstrap-test
-bootstrap-up:
+bootstrap-up:  ## install what `make up` needs (uv into .tools/, redis-server)
 	@scripts/bootstrap.sh up
-bootstrap-test:
+bootstrap-test:  ## install what the tests need (uv, redis-server, PostgreSQL, prometheus)
 	@scripts/bootstrap.sh test
 
 .PHONY: sync
@@ -20,7 +20,7 @@ sync:  ## create/refresh .venv from uv.lock
 	@$(UV) sync --frozen --quiet
 
 .PHONY: up
-up: bootstrap-up sync  ## run Redis (unless MARKETQ_REDIS_URL), migrations and a worker per queue
+up: bootstrap-up sync  ## run the local stack: Redis (unless MARKETQ_REDIS_URL), migrations, a worker per queue, beat and the API
 	@$(UV) run --frozen python scripts/devstack.py
 
 .PHONY: lint
@@ -29,11 +29,16 @@ lint: sync  ## ruff lint and format check
 	$(UV) run --frozen ruff format --check .
 
 .PHONY: typecheck
-typecheck: sync  ## mypy --strict on libs/common and the services
-	$(UV) run --frozen mypy libs/common/src services/worker/src services/api/src services/beat/src
+typecheck: sync  ## mypy --strict on the libraries and the services
+	$(UV) run --frozen mypy libs/*/src services/*/src
 
-.PHONY: test-unit
-test-unit: bootstrap-test sync  ## fast tests (no worker processes)
+FAST_TESTS = -m "not integration and not postgres and not slow"
+
+.PHONY: test-fast test-unit
+test-fast: sync  ## in-process tests only (no servers, PostgreSQL, subprocesses or helm): under a minute
+	$(UV) run --frozen pytest tests/unit $(FAST_TESTS) -q -n 0 -p no:cacheprovider --durations=5
+
+test-unit: bootstrap-test sync  ## tests/unit, every tier (SQLite and a private PostgreSQL, tools, the slow simulation)
 	$(UV) run --frozen pytest tests/unit -q -n $(PYTEST_WORKERS)
 
 .PHONY: test-integration
@@ -41,7 +46,7 @@ test-integration: bootstrap-test sync  ## real redis-server + celery workers, in
 	$(UV) run --frozen pytest tests/integration -q -n $(PYTEST_WORKERS)
 
 .PHONY: test
-test: bootstrap-test sync lint typecheck  ## everything: lint, types, unit, integration
+test: bootstrap-test sync lint typecheck  ## everything: lint, types, then every pytest suite (unit, integration, chart, e2e, observability)
 	$(UV) run --frozen pytest -q -n $(PYTEST_WORKERS) --durations=25
 
 .PHONY: fmt
@@ -49,8 +54,8 @@ fmt: sync  ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
-.PHONY: bench bench-api bench-metrics
-bench: bench-api bench-metrics  ## every benchmark in bench/ (ratios against peers, never timed tests)
+.PHONY: bench bench-api bench-metrics bench-worker bench-durability
+bench: bench-api bench-metrics bench-worker bench-durability  ## every benchmark in bench/ (ratios against peers, never timed tests)
 
 BENCH_ARGS ?=
 # Its own environment (the workspace + the `bench` group): `make sync`/`make test` run
@@ -72,7 +77,7 @@ bench-api: bootstrap-up  ## submit API vs Flower and a naive FastAPI; writes doc
 helm:  ## fetch helm v4 into .tools/helm (unless helm v4 is on PATH) and print its path
 	@scripts/fetch-helm.sh
 
-chart-docs: sync  ## regenerate charts/marketq/values.schema.json and the chart README's values table
+chart-docs: sync  ## regenerate the chart's values.schema.json, README values table and templates/_catalog.tpl
 	$(UV) run --frozen python scripts/chart_values_docs.py
 
 chart-test: sync  ## helm lint/template, schema validation and guards of charts/marketq
@@ -83,17 +88,24 @@ chart-test: sync  ## helm lint/template, schema validation and guards of charts/
 test-e2e: bootstrap-test sync  ## the chart rendered by helm and run as processes (tests/e2e; kind backend skips without a cluster)
 	$(UV) run --frozen pytest tests/e2e -q -n 0 -rs
 
-lint-images: sync  ## hadolint on every Dockerfile, actionlint on the workflows
-	.venv/bin/hadolint services/*/Dockerfile
+lint-images: sync  ## hadolint on the Dockerfile, actionlint on the workflows
+	.venv/bin/hadolint Dockerfile
 	.venv/bin/actionlint
 
 IMAGE_TAG ?= dev
 images:  ## docker build marketq-api, marketq-worker, marketq-beat (needs Docker; CI builds them)
 	@for service in api worker beat; do \
-	  docker build -f services/$$service/Dockerfile -t marketq-$$service:$(IMAGE_TAG) . || exit 1; \
+	  docker build --target $$service -t marketq-$$service:$(IMAGE_TAG) . || exit 1; \
 	done
 
+BENCH_WORKER_ARGS ?=
+bench-worker: bootstrap-up sync  ## marketq worker vs bare Celery draining no-op runs (SQLite, PostgreSQL); docs/performance.md
+	$(UV) run --frozen python bench/worker_drain.py $(BENCH_WORKER_ARGS)
+
 BENCH_METRICS_ARGS ?=
+bench-durability: bootstrap-up sync  ## Redis appendfsync always vs everysec: publishes/s and p99; docs/operations.md
+	$(UV) run --frozen python bench/broker_durability.py $(BENCH_DURABILITY_ARGS)
+
 bench-metrics: bootstrap-up sync  ## /metrics cost vs queue depth, worker drain with metrics on/off; docs/performance.md
 	$(UV) run --frozen python bench/metrics_cost.py $(BENCH_METRICS_ARGS)
 

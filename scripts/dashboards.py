@@ -455,6 +455,48 @@ TASKS = Dashboard(
             ),
             unit="ops",
         ),
+        Panel(
+            "Vendor calls and errors per second",
+            (
+                q(
+                    f"sum by (vendor) (rate(marketq_vendor_calls_total{{{NSQ}}}[{RI}]))",
+                    "{{vendor}} calls",
+                ),
+                q(
+                    f"""sum by (vendor, reason) (
+                    rate(marketq_vendor_errors_total{{{NSQ}}}[{RI}]))""",
+                    "{{vendor}} {{reason}}",
+                ),
+            ),
+            unit="ops",
+            description="Errors by failure class reason; alert MarketqVendorErrorRatioHigh "
+            "fires above 20% of calls.",
+        ),
+        Panel(
+            "Vendor quota: mean wait per call and tokens left",
+            (
+                q(
+                    f"""sum by (vendor) (rate(
+                    marketq_vendor_throttle_wait_seconds_sum{{{NSQ}}}[{RI}]))
+                    / sum by (vendor) (rate(
+                    marketq_vendor_throttle_wait_seconds_count{{{NSQ}}}[{RI}]))""",
+                    "{{vendor}} wait (s)",
+                ),
+                q(
+                    f"min by (vendor) (marketq_vendor_tokens{{{NSQ}}})",
+                    "{{vendor}} tokens left",
+                ),
+                q(
+                    f"""sum by (vendor) (
+                    rate(marketq_vendor_quota_deferred_total{{{NSQ}}}[{RI}]))""",
+                    "{{vendor}} deferred runs/s",
+                ),
+            ),
+            min=None,
+            description="Shared Redis token bucket per vendor and key. Alert "
+            "MarketqVendorThrottleWaitHigh fires when the mean wait stays above 5 s; tokens "
+            "below 0 are calls already queued for their turn.",
+        ),
     ),
 )
 
@@ -527,7 +569,7 @@ WORKERS = Dashboard(
 SCHEDULE = Dashboard(
     uid="marketq-schedule",
     title="marketq / Schedule",
-    description="Beat health, fires and skips, per-job last success and data freshness.",
+    description="Beat health, fires and skips, per-job last success, data freshness and pipelines.",
     panels=(
         Panel(
             "Beat tick age",
@@ -615,6 +657,42 @@ SCHEDULE = Dashboard(
                 q(f"sum(rate(marketq_beat_redis_errors_total{{{NS}}}[{RI}]))", "redis errors"),
             ),
             unit="ops",
+        ),
+        # --- pipelines (docs/pipelines.md) ---
+        Panel(
+            "Overdue scheduled pipelines",
+            (
+                q(
+                    f"max by (pipeline) (marketq_pipeline_overdue_runs{{{NS}}})",
+                    "{{pipeline}}",
+                    instant=True,
+                ),
+            ),
+            kind="table",
+            thresholds=(("green", None), ("red", 1)),
+            description="1: the newest scheduled run is past its deadline without success. "
+            "Alert MarketqPipelineOverdue.",
+        ),
+        Panel(
+            "Pipeline runs ended per pipeline and outcome (last day)",
+            (
+                q(
+                    f"""sum by (pipeline, outcome)
+                    (increase(marketq_pipeline_runs_total{{{NS}}}[1d]))""",
+                    "{{pipeline}} {{outcome}}",
+                ),
+            ),
+        ),
+        Panel(
+            "Pipeline duration p95 (successful runs)",
+            (
+                q(
+                    f"""histogram_quantile(0.95, sum by (pipeline, le) (rate(
+                    marketq_pipeline_duration_seconds_bucket{{{NS}, outcome="SUCCESS"}}[1d])))""",
+                    "{{pipeline}}",
+                ),
+            ),
+            unit="s",
         ),
     ),
 )

@@ -22,25 +22,37 @@ def test_keda_and_hpa_on_for_one_queue() -> None:
     assert "workers.queues.daily: autoscaling.keda.enabled and autoscaling.hpa.enabled" in error
 
 
-def test_grace_period_not_above_the_soft_shutdown() -> None:
-    error = render_error(
+def _longest(queue: str) -> int:
+    return max(job.time_limit for job in CATALOG.values() if job.queue.value == queue)
+
+
+def test_soft_shutdown_must_cover_the_queues_longest_hard_limit() -> None:
+    limit = _longest("periodic")
+    error = render_error(values={"workers.queues.periodic.softShutdownSeconds": limit - 1})
+    assert (
+        f"workers.queues.periodic: softShutdownSeconds ({limit - 1}) must cover the queue's "
+        f"longest hard time limit ({limit} s)"
+    ) in error
+    render(values={"workers.queues.periodic.softShutdownSeconds": limit})
+    # A cap on the queue's time limits lowers what the soft shutdown must cover.
+    render(
         values={
-            "config.workerSoftShutdownSeconds": 30,
-            "workers.queues.periodic.terminationGracePeriodSeconds": 30,
+            "workers.queues.periodic.maxTimeLimitSeconds": 100,
+            "workers.queues.periodic.softShutdownSeconds": 100,
         }
-    )  # fmt: skip
+    )
+
+
+def test_grace_period_not_above_the_soft_shutdown() -> None:
+    limit = _longest("periodic")
+    error = render_error(values={"workers.queues.periodic.terminationGracePeriodSeconds": limit})
     assert re.search(
-        r"workers.queues.periodic: terminationGracePeriodSeconds \(30\) must be above "
-        r"config.workerSoftShutdownSeconds \(30\)",
+        rf"workers.queues.periodic: terminationGracePeriodSeconds \({limit}\) must be above "
+        rf"its softShutdownSeconds \({limit}\)",
         error,
     )
     # One second more is enough.
-    render(
-        values={
-            "config.workerSoftShutdownSeconds": 30,
-            "workers.defaults.terminationGracePeriodSeconds": 31,
-        }
-    )
+    render(values={"workers.queues.periodic.terminationGracePeriodSeconds": limit + 1})
 
 
 def test_visibility_timeout_not_above_the_longest_hard_limit() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from marketq.api.queue_stats import list_key
 from marketq.common.routing import PRIORITY_STEPS
-from tests.chart.helm import Rendered, name, render
+from tests.chart.helm import Rendered, name, render, render_error
 
 
 def scaled_objects(rendered: Rendered) -> dict[str, dict[str, Any]]:
@@ -67,11 +67,15 @@ def test_prometheus_age_trigger(max_render: Rendered) -> None:
     assert all(t["type"] != "prometheus" for t in objects["market_hours"]["spec"]["triggers"])
     for queue in ("daily", "default"):
         scaled = objects[queue]
-        age = next(t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus")
+        age = next(t for t in scaled["spec"]["triggers"] if t["name"] == "oldest-age")
         assert age["metricType"] == "Value"
         assert age["metadata"]["ignoreNullValues"] == "false"
-        assert (
-            age["metadata"]["query"] == f'max(marketq_queue_oldest_age_seconds{{queue="{queue}"}})'
+        # Only this release's series: two releases under one Prometheus must not scale
+        # each other (the namespace label and the release label the chart's scrape
+        # configs add).
+        assert age["metadata"]["query"] == (
+            f'max(marketq_queue_oldest_age_seconds{{queue="{queue}",namespace="marketq",'
+            f'release="mq"}})'
         )
         assert age["metadata"]["threshold"] == {"daily": "900", "default": "300"}[queue]
 
@@ -129,7 +133,19 @@ def test_bundled_redis_defaults_for_keda() -> None:
     for scaled in rendered.kinds("ScaledObject"):
         assert {
             t["metadata"]["address"] for t in scaled["spec"]["triggers"] if t["type"] == "redis"
-        } == {f"{name('redis')}:6379"}
+        } == {f"{name('redis')}.marketq.svc.cluster.local:6379"}
+    # KEDA's operator resolves the name from its own namespace: a fully qualified one.
+    other = render(
+        values={
+            "workers.defaults.autoscaling.keda.enabled": True,
+            "keda.force": True,
+            "clusterDomain": "corp.example",
+        }
+    )
+    for scaled in other.kinds("ScaledObject"):
+        assert {
+            t["metadata"]["address"] for t in scaled["spec"]["triggers"] if t["type"] == "redis"
+        } == {f"{name('redis')}.marketq.svc.corp.example:6379"}
 
 
 def test_hpa_fallback_when_keda_is_off(max_render: Rendered) -> None:
@@ -160,3 +176,56 @@ def test_a_redis_without_password_or_ca_needs_no_authentication() -> None:
     assert len(rendered.kinds("ScaledObject")) == 4
     for scaled in rendered.kinds("ScaledObject"):
         assert all("authenticationRef" not in t for t in scaled["spec"]["triggers"])
+
+
+def test_running_tasks_keep_their_workers(max_render: Rendered) -> None:
+    # A message a worker took sits in `unacked`, not in the lists: a trigger on the
+    # workers' active-task gauge keeps ceil(running / concurrency) replicas.
+    for queue, scaled in scaled_objects(max_render).items():
+        running = [t for t in scaled["spec"]["triggers"] if t["name"] == "running-tasks"]
+        if queue == "market_hours":
+            assert not running  # Prometheus triggers off for this queue
+            continue
+        (trigger,) = running
+        assert trigger["type"] == "prometheus"
+        assert trigger["metricType"] == "AverageValue"
+        meta = trigger["metadata"]
+        assert meta["query"] == (
+            f'sum(marketq_worker_active_tasks{{queue="{queue}",namespace="marketq",release="mq"}})'
+        )
+        assert meta["threshold"] == "2"  # the queue's concurrency
+        assert meta["activationThreshold"] == "0"  # one running task keeps it awake
+        assert meta["ignoreNullValues"] == "false"
+
+
+def test_the_release_label_the_triggers_select_is_set_by_the_scrape_configs(
+    max_render: Rendered,
+) -> None:
+    monitors = max_render.kinds("ServiceMonitor") + max_render.kinds("PodMonitor")
+    assert monitors
+    for monitor in monitors:
+        endpoints = monitor["spec"].get("endpoints") or monitor["spec"]["podMetricsEndpoints"]
+        for endpoint in endpoints:
+            assert {"targetLabel": "release", "replacement": "mq"} in endpoint["relabelings"]
+
+
+def test_scale_to_zero_needs_the_running_tasks_trigger() -> None:
+    error = render_error(
+        values={
+            "workers.queues.daily.autoscaling.keda.enabled": True,
+            "workers.queues.daily.autoscaling.keda.minReplicaCount": 0,
+            "keda.force": True,
+        }
+    )
+    assert "workers.queues.daily: autoscaling.keda.minReplicaCount 0 needs" in error
+
+
+def test_prometheus_triggers_need_the_chart_scrape_configs() -> None:
+    error = render_error(
+        values={
+            "workers.queues.daily.autoscaling.keda.enabled": True,
+            "workers.queues.daily.autoscaling.keda.prometheus.enabled": True,
+            "keda.force": True,
+        }
+    )
+    assert "workers.queues.daily: autoscaling.keda.prometheus needs monitoring" in error

@@ -4,10 +4,11 @@ the chart, and the NetworkPolicies."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import yaml
 
-from tests.chart.helm import CHART, Rendered, name, render
+from tests.chart.helm import CHART, Rendered, name, render, render_error
 
 DEFAULT_RUNBOOKS = "https://github.com/marketq/marketq/blob/main/docs/runbooks.md"
 
@@ -24,7 +25,7 @@ def test_service_monitor_scrapes_the_api_as_marketq_api(max_render: Rendered) ->
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
-    assert relabel_targets(endpoint) == {"job": "marketq-api", "component": "api"}
+    assert relabel_targets(endpoint) == {"job": "marketq-api", "component": "api", "release": "mq"}
     service = max_render.get("Service", name("api"))
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
@@ -34,7 +35,7 @@ def test_service_monitor_scrapes_the_api_as_marketq_api(max_render: Rendered) ->
 def test_pod_monitors_scrape_workers_with_their_queue_and_beat(max_render: Rendered) -> None:
     worker = max_render.get("PodMonitor", name("worker"))
     targets = relabel_targets(worker["spec"]["podMetricsEndpoints"][0])
-    assert targets == {"job": "marketq-worker", "component": "worker",
+    assert targets == {"job": "marketq-worker", "component": "worker", "release": "mq",
                        "queue": ["__meta_kubernetes_pod_label_marketq_io_queue"]}  # fmt: skip
     # Worker series carry `queue` themselves: honoured, or Prometheus renames it exported_queue.
     assert worker["spec"]["podMetricsEndpoints"][0]["honorLabels"] is True
@@ -46,6 +47,7 @@ def test_pod_monitors_scrape_workers_with_their_queue_and_beat(max_render: Rende
     assert relabel_targets(beat["spec"]["podMetricsEndpoints"][0]) == {
         "job": "marketq-beat",
         "component": "beat",
+        "release": "mq",
     }
     assert beat["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
@@ -115,12 +117,15 @@ def test_monitoring_objects_are_each_behind_their_flag(default_render: Rendered)
 
 def test_network_policies(max_render: Rendered) -> None:
     policies = {p["metadata"]["name"]: p["spec"] for p in max_render.kinds("NetworkPolicy")}
-    assert set(policies) == {name("api"), name("worker"), name("beat")}
+    assert set(policies) == {name("api"), name("worker"), name("beat"), name("flower")}
     api = policies[name("api")]
     test_pod = max_render.get("Pod", name("test-health-check"))["metadata"]["labels"]
-    ingress_nginx, helm_test = api["ingress"][0]["from"]
+    ingress_nginx, monitoring, helm_test = api["ingress"][0]["from"]
     assert ingress_nginx == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    }
+    assert monitoring == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     }
     assert helm_test["podSelector"]["matchLabels"].items() <= test_pod.items()
     for component in ("worker", "beat"):
@@ -151,3 +156,67 @@ def test_bundled_redis_policy_admits_the_release_and_keda() -> None:
         == "mq"
     )
     assert len(db["ingress"][0]["from"]) == 1  # KEDA reads Redis, never the database
+
+
+# Pods as kube-prometheus-stack and ingress-nginx install them: (namespace labels, pod labels).
+PROMETHEUS = (
+    {"kubernetes.io/metadata.name": "monitoring"},
+    {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"},
+)
+INGRESS_NGINX = (
+    {"kubernetes.io/metadata.name": "ingress-nginx"},
+    {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+)
+OTHER_POD_IN_NAMESPACE = ({"kubernetes.io/metadata.name": "marketq"}, {"app": "debug"})
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # the chart's peers use matchLabels
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def _admits(policy: dict[str, Any], peer: tuple[dict[str, str], dict[str, str]]) -> bool:
+    """Whether any ingress rule of a policy in namespace `marketq` admits the peer (the
+    NetworkPolicy peer semantics: a podSelector alone means the policy's namespace)."""
+    namespace, pod = peer
+    for rule in policy["ingress"]:
+        for source in rule.get("from", [{}]):
+            in_namespace = (
+                _selects(source["namespaceSelector"], namespace)
+                if "namespaceSelector" in source
+                else namespace["kubernetes.io/metadata.name"] == "marketq"
+            )
+            if in_namespace and _selects(source.get("podSelector", {}), pod):
+                return True
+    return False
+
+
+def test_default_network_policies_admit_prometheus_and_ingress_nginx() -> None:
+    rendered = render(values={"networkPolicy.enabled": True})
+    policies = {p["metadata"]["name"]: p["spec"] for p in rendered.kinds("NetworkPolicy")}
+    for component in ("api", "worker", "beat"):
+        assert _admits(policies[name(component)], PROMETHEUS), component
+    assert _admits(policies[name("api")], INGRESS_NGINX)
+    # Scrape ports are for Prometheus, not for any pod that happens to share the namespace.
+    for component in ("worker", "beat"):
+        assert not _admits(policies[name(component)], OTHER_POD_IN_NAMESPACE), component
+        assert not _admits(policies[name(component)], INGRESS_NGINX), component
+
+
+def test_external_stores_need_their_egress_rules() -> None:
+    error = render_error(
+        values={
+            "networkPolicy.enabled": True,
+            "database.bundled.enabled": False,
+            "database.url": "postgresql+psycopg://marketq:pw@db.example/marketq",
+        }
+    )
+    assert "networkPolicy.databaseEgress is empty" in error
+    error = render_error(
+        values={
+            "networkPolicy.enabled": True,
+            "redis.bundled.enabled": False,
+            "redis.url": "redis://redis.example:6379/0",
+        }
+    )
+    assert "networkPolicy.redisEgress is empty" in error

@@ -18,6 +18,7 @@ from tests.fixtures.postgres import scratch_database
 from tests.fixtures.redis import RedisServer
 
 RELEASE = "mq"
+FLOWER_AUTH = "ops:e2e-flower"
 NAMESPACE = "marketq"
 
 
@@ -40,19 +41,20 @@ def process_values(redis: RedisServer, database_url: str) -> dict[str, Any]:
             },
         },
         "keda": {"force": True},
-        "workers": {"defaults": {"autoscaling": {"keda": {"enabled": True}}}},
+        # Task events on one queue only: Flower sees daily's tasks, not default's.
+        "workers": {
+            "defaults": {"autoscaling": {"keda": {"enabled": True}}},
+            "queues": {"daily": {"taskEvents": True}},
+        },
+        "flower": {"enabled": True, "auth": {"basicAuth": FLOWER_AUTH}},
         "monitoring": {
             "force": True,
             "serviceMonitor": {"enabled": True},
             "podMonitor": {"enabled": True},
         },
-        # Beat's lock and loop short enough that it holds the lock within the run.
-        # Idle workers still wait out the soft shutdown on SIGTERM: keep the teardown short.
-        "config": {
-            "beatLockTimeoutSeconds": 15,
-            "beatMaxLoopIntervalSeconds": 2,
-            "workerSoftShutdownSeconds": 2,
-        },
+        # Beat's lock and loop short enough that it holds the lock within the run. Idle
+        # workers leave at once on SIGTERM (the soft shutdown waits only for running jobs).
+        "config": {"beatLockTimeoutSeconds": 15, "beatMaxLoopIntervalSeconds": 2},
     }
 
 

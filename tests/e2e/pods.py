@@ -3,8 +3,9 @@
 A container becomes a process with exactly the rendered command, args and environment:
 ``env`` values and ``valueFrom`` references to the rendered ConfigMaps and Secrets,
 ``envFrom``, Kubernetes' ``$(VAR)`` expansion, and the image's ENTRYPOINT/CMD (read from
-the service's Dockerfile) when the pod does not set them. Mounted Secret/ConfigMap files
-are written under a private directory per pod and emptyDirs are private directories.
+the service's target in the Dockerfile) when the pod does not set them. Mounted
+Secret/ConfigMap files are written under a private directory per pod and emptyDirs are
+private directories.
 
 What cannot stay as rendered when every pod shares one host is changed and *recorded*
 in ``Pod.overrides`` (the tests print it): paths under a mount point move to that mount's
@@ -23,9 +24,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.helm import ROOT, Manifest
+from tests.e2e.helm import Manifest
 from tests.fixtures.ports import free_port
-from tests.unit.test_images import final_stage
+from tests.unit.test_images import image_stage
 
 VENV_BIN = Path(sys.executable).parent
 # The setting each image's process reads its listen port and bind address from (CONTRACT).
@@ -33,6 +34,8 @@ PORT_SETTINGS = {
     "api": ("MARKETQ_API_PORT", "MARKETQ_API_HOST"),
     "worker": ("MARKETQ_WORKER_HTTP_PORT", "MARKETQ_WORKER_HTTP_HOST"),
     "beat": ("MARKETQ_BEAT_HTTP_PORT", "MARKETQ_BEAT_HTTP_HOST"),
+    # Flower runs from the worker image and reads its options from FLOWER_<OPTION>.
+    "flower": ("FLOWER_PORT", "FLOWER_ADDRESS"),
 }
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
@@ -86,10 +89,10 @@ def image_service(image: str) -> str:
 
 
 def image_command(service: str) -> tuple[list[str], list[str]]:
-    """The image's ENTRYPOINT and CMD, read from its Dockerfile."""
+    """The image's ENTRYPOINT and CMD, read from its target in the Dockerfile."""
     entry: list[str] = []
     cmd: list[str] = []
-    for item in final_stage(ROOT / "services" / service / "Dockerfile"):
+    for item in image_stage(service):
         if item.keyword == "ENTRYPOINT":
             entry = json.loads(item.value)
         elif item.keyword == "CMD":
@@ -108,7 +111,7 @@ class Pod:
 
     owner: str  # Deployment/Job/Pod name
     container: Manifest
-    service: str  # api | worker | beat (the image)
+    service: str  # api | worker | beat (the image), or flower (the worker image's Flower)
     argv: list[str]
     env: dict[str, str]
     workdir: Path
@@ -143,7 +146,8 @@ class PodBuilder:
         pod_name = f"{owner}-e2e"
         workdir = self.root / pod_name
         workdir.mkdir(parents=True, exist_ok=True)
-        service = image_service(container["image"])
+        image = image_service(container["image"])
+        service = "flower" if container["name"] == "flower" else image
         overrides: list[str] = []
         mounts = self._mounts(pod_spec, container, workdir)
         env = self._env(container, pod_name)
@@ -152,7 +156,7 @@ class PodBuilder:
             if moved != value:
                 env[key] = moved
                 overrides.append(f"env {key}: {value} -> {moved} (mounted volume)")
-        entry, cmd = image_command(service)
+        entry, cmd = image_command(image)
         command = container.get("command") or entry
         args = (
             container.get("args")
@@ -283,11 +287,16 @@ class PodBuilder:
 
     @staticmethod
     def _move_paths(text: str, mounts: dict[str, Path]) -> str:
-        for mount_path in sorted(mounts, key=len, reverse=True):
-            pattern = re.compile(rf"(?<![\w/.-]){re.escape(mount_path)}(?=/|$|[\s:;,])")
-            if pattern.search(text):
-                return pattern.sub(str(mounts[mount_path]), text)
-        return text
+        # Every mount a value names (MARKETQ_API_KEYS_FILE may list files of two mounts),
+        # in one pass so a host path is never rewritten again; the longest mount first, so
+        # a nested mount wins over its parent.
+        if not mounts:
+            return text
+        ordered = sorted(mounts, key=len, reverse=True)
+        pattern = re.compile(
+            rf"(?<![\w/.-])({'|'.join(re.escape(m) for m in ordered)})(?=/|$|[\s:;,])"
+        )
+        return pattern.sub(lambda match: str(mounts[match.group(1)]), text)
 
     def _tmp(self, pod: Pod, mounts: dict[str, Path]) -> None:
         if "/tmp" not in mounts:

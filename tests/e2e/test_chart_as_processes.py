@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from marketq.common.db import migrate
 from marketq.common.queues import Queue
+from tests.e2e.conftest import FLOWER_AUTH
 from tests.e2e.helm import dump
 from tests.e2e.pods import Objects, Pod
 from tests.e2e.stack import ChartStack, Process
@@ -40,7 +42,10 @@ pytestmark = [
 QUEUES = [q.value for q in Queue]
 TERMINAL = {"SUCCESS", "FAILURE", "REVOKED"}
 # Catalog examples that fail on the empty database by design, and what they say.
-NEEDS_DATA = {"portfolio_report": "no portfolio with id"}
+NEEDS_DATA = {
+    "portfolio_report": "no portfolio with id",
+    "portfolio_performance": "no portfolio with id",
+}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -99,7 +104,7 @@ def test_the_migration_hook_migrates_the_database(
 ) -> None:
     assert chart_stack.migration is not None
     pod, result = chart_stack.migration
-    assert pod.argv[1:] == ["db", "upgrade"], pod.argv
+    assert Path(pod.argv[0]).name == "marketq-migrate" and pod.argv[1:] == [], pod.argv
     assert "upgraded" in result.stdout, result.stdout
     assert migrate.current(e2e_database_url) == migrate.head()
 
@@ -111,8 +116,9 @@ def test_every_deployment_runs_and_passes_its_declared_probes(
     assert names == set(chart_stack.processes)
     services = sorted(p.pod.service for p in chart_stack.processes.values())
     assert services.count("api") == 1 and services.count("beat") == 1
+    assert services.count("flower") == 1
     assert sorted(worker_queues(chart_stack).values()) == sorted(QUEUES)
-    execs = {"api": "uvicorn", "worker": "celery", "beat": "celery"}
+    execs = {"api": "uvicorn", "worker": "celery", "beat": "celery", "flower": "celery"}
     for name, process in chart_stack.processes.items():
         assert process.alive(), f"{name} exited:\n{process.log_text()[-3000:]}"
         # The rendered command execs the server: the process Kubernetes starts (PID 1 in
@@ -284,8 +290,11 @@ def test_every_declared_metrics_endpoint_serves_prometheus_text(
 ) -> None:
     targets = metrics_targets(chart_stack, rendered)
     scraped = {port for _, _, port in targets}
-    # Every running process is scraped by some monitor.
+    # Every running marketq process is scraped by some monitor (Flower, a UI behind auth
+    # whose task counts come from the same events, is not).
     for name, process in chart_stack.processes.items():
+        if process.pod.service == "flower":
+            continue
         assert set(process.pod.ports.values()) & scraped, f"no monitor scrapes {name}"
     for monitor, path, port in targets:
         response = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
@@ -346,3 +355,73 @@ def test_the_helm_test_hook_passes_against_the_running_api(
         print(
             f"{name}: {' '.join(pod.argv)}\n  overrides: {pod.overrides}\n{result.stdout[-2000:]}"
         )
+
+
+def test_flower_from_the_chart_sees_the_tasks_of_queues_with_task_events(
+    chart_stack: ChartStack,
+) -> None:
+    (flower,) = processes_of(chart_stack, "flower").values()
+    (port,) = flower.pod.ports.values()
+    user, password = FLOWER_AUTH.split(":")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        assert http.get("/api/tasks").status_code == 401  # never open
+        http.auth = (user, password)
+        with client(chart_stack, "trigger") as api:
+            runs = {}
+            for queue in ("daily", "default"):  # task events on daily only
+                answer = api.post(
+                    "/api/v1/jobs/health_check/runs",
+                    json={"params": {"check_database": False}, "queue": queue},
+                )
+                assert answer.status_code == 202, answer.text
+                runs[queue] = answer.json()["run_id"]
+            for run_id in runs.values():
+                assert wait_run(api, run_id)["state"] == "SUCCESS"
+        deadline = time.monotonic() + 30
+        tasks: dict[str, Any] = {}
+        while runs["daily"] not in tasks and time.monotonic() < deadline:
+            tasks = http.get("/api/tasks").json()
+            time.sleep(0.5)
+        print(f"Flower on {port}: {len(tasks)} task(s); overrides: {flower.pod.overrides}")
+        assert tasks[runs["daily"]]["state"] == "SUCCESS", tasks.get(runs["daily"])
+        assert tasks[runs["daily"]]["name"] == "health_check"
+        assert runs["default"] not in tasks  # its worker sends no events
+
+
+def wait_pipeline_run(http: httpx.Client, run_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run: dict[str, Any] = http.get(f"/api/v1/pipeline-runs/{run_id}").json()
+        if run.get("state") in {"SUCCESS", "FAILED", "REVOKED"} or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def test_end_of_day_and_research_daily_run_as_pipelines(chart_stack: ChartStack) -> None:
+    """The two shipped pipelines on the chart's Deployments, each tracked as one run:
+    end_of_day's steps on the daily worker, research_daily started when it succeeds."""
+    with client(chart_stack, "trigger") as http:
+        started = http.post(
+            "/api/v1/pipelines/end_of_day/runs",
+            json={"params": {"symbols": ["AAPL", "MSFT", "JPM"], "lookback_days": 300}},
+        )
+        assert started.status_code == 202, started.text
+        eod = wait_pipeline_run(http, started.json()["pipeline_run_id"], 300)
+        assert eod["state"] == "SUCCESS", eod
+        assert eod["progress"] == {"current": 3, "total": 3}
+        [research] = http.get(
+            "/api/v1/pipeline-runs", params={"pipeline": "research_daily", "limit": 1}
+        ).json()
+        assert research["trigger"] == "pipeline"
+        research = wait_pipeline_run(http, research["pipeline_run_id"], 600)
+        assert research["state"] == "SUCCESS", research
+        assert research["progress"] == {"current": 7, "total": 7}
+        for step in research["steps"]:
+            # A step's run record follows the ledger, which trails the pipeline's own view
+            # by the writer's batch interval (docs/pipelines.md).
+            deadline = time.monotonic() + 30
+            while (run := http.get(f"/api/v1/runs/{step['run_id']}").json())["state"] != (
+                "SUCCESS"
+            ) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert run["queue"] == "daily" and run["state"] == "SUCCESS", run

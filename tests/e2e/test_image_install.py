@@ -1,4 +1,4 @@
-"""Each Dockerfile's build stage, replayed without Docker: its install steps really work.
+"""Each image's build stages, replayed without Docker: its install steps really work.
 
 There is no container engine here, so the build stage's own instructions are executed on
 the host in a scratch directory: its ENV, WORKDIR and COPY lines, then its RUN lines
@@ -20,27 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_images import ENTRYPOINTS, ROOT, SERVICES, instructions, uv
+from tests.unit.test_images import ENTRYPOINTS, ROOT, SERVICES, build_stage, uv
 
 # Importable names that must NOT be in an image (module -> why).
 ABSENT = {
-    "api": ["marketq.worker", "marketq.beat", "redbeat"],
-    "worker": ["fastapi", "uvicorn", "starlette", "marketq.api", "redbeat"],
-    "beat": ["fastapi", "uvicorn", "marketq.api", "marketq.worker"],
+    # The API has marketq.providers for its admin provider check, without the Yahoo client.
+    "api": ["marketq.worker", "marketq.beat", "yfinance", "marketq.cli", "redbeat"],
+    "worker": ["fastapi", "uvicorn", "starlette", "marketq.api", "marketq.cli", "redbeat"],
+    "beat": ["fastapi", "uvicorn", "marketq.api", "marketq.worker", "marketq.providers"],
 }
-
-
-def build_stage(service: str) -> list[tuple[str, str]]:
-    items = instructions(ROOT / "services" / service / "Dockerfile")
-    start = next(
-        i for i, it in enumerate(items) if it.keyword == "FROM" and " AS build" in it.value
-    )
-    stage = []
-    for item in items[start + 1 :]:
-        if item.keyword == "FROM":
-            break
-        stage.append((item.keyword, item.value))
-    return stage
 
 
 def replay(service: str, scratch: Path) -> Path:
@@ -55,7 +43,8 @@ def replay(service: str, scratch: Path) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{Path(uv()).parent}:{env['PATH']}"
     workdir = scratch
-    for keyword, value in build_stage(service):
+    for item in build_stage(service):
+        keyword, value = item.keyword, item.value
         if keyword == "ENV":
             for pair in shlex.split(value):
                 key, _, val = pair.partition("=")
@@ -110,7 +99,7 @@ def test_build_stage_installs_a_working_service(service: str, tmp_path: Path) ->
     assert help_text.returncode == 0, help_text.stderr
     database = tmp_path / "migrated.db"
     migrated = subprocess.run(
-        [str(venv / "bin" / "marketq"), "db", "upgrade"],
+        [str(venv / "bin" / "marketq-migrate")],
         env={**os.environ, "MARKETQ_DATABASE_URL": f"sqlite:///{database}"},
         capture_output=True,
         text=True,

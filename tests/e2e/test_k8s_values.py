@@ -83,6 +83,18 @@ def test_production_values_use_external_redis_with_tls_and_secrets() -> None:
             assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
+WORKFLOW = ROOT / ".github" / "workflows" / "e2e-kind.yml"
+
+
+def _workflow_step(name_start: str) -> str:
+    workflow = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    (step,) = [
+        s for s in workflow["jobs"]["kind"]["steps"] if s.get("name", "").startswith(name_start)
+    ]
+    run: str = step["run"]
+    return run
+
+
 def test_kind_values_run_the_loaded_images_and_keda() -> None:
     tag = "e2e-test"
     objects = template(
@@ -91,13 +103,34 @@ def test_kind_values_run_the_loaded_images_and_keda() -> None:
         f"images.api.tag={tag},images.worker.tag={tag},images.beat.tag={tag}",
     )
     pods = [
-        o["spec"]["template"]["spec"] if o["kind"] in ("Deployment", "Job") else o["spec"]
+        o["spec"]["template"]["spec"]
+        if o["kind"] in ("Deployment", "StatefulSet", "Job")
+        else o["spec"]
         for o in objects
-        if o["kind"] in ("Deployment", "Job", "Pod")
+        if o["kind"] in ("Deployment", "StatefulSet", "Job", "Pod")
     ]
+    assert any(o["kind"] == "StatefulSet" for o in objects), "the kind values bundle Redis"
     for spec in pods:
-        for container in spec["containers"]:
-            if "marketq-" in container["image"]:
-                assert container["image"].split("/")[-1].endswith(f":{tag}"), container["image"]
-                assert container["imagePullPolicy"] == "Never"
+        for container in spec["containers"] + spec.get("initContainers", []):
+            image, policy = container["image"], container["imagePullPolicy"]
+            if "marketq-" in image:
+                assert image.split("/")[-1].endswith(f":{tag}"), image
+                assert policy == "Never"
+            else:
+                # Not built by the workflow: it must be pullable (the workflow also pre-loads
+                # every rendered image, below).
+                assert policy != "Never", image
     assert len([o for o in objects if o["kind"] == "ScaledObject"]) == 4
+
+
+def test_the_workflow_loads_every_image_the_kind_values_render() -> None:
+    load = _workflow_step("Load the images")
+    # The list comes from the chart itself, so a new bundled image cannot be forgotten.
+    assert "helm template" in load and "k8s/kind/values-kind.yaml" in load
+    assert "kind load docker-image" in load and "docker pull" in load
+
+
+def test_the_workflow_upgrade_step_asserts_the_replica_counts() -> None:
+    upgrade = _workflow_step("helm upgrade")
+    assert "exit 1" in upgrade
+    assert "desiredReplicas" in upgrade  # compared with what KEDA's HPA wants

@@ -38,6 +38,7 @@ ADMIN_ONLY: frozenset[tuple[str, str]] = frozenset(
     {
         ("PATCH", "/api/v1/schedules/{name}"),  # changes what beat fires for everyone
         ("DELETE", "/api/v1/schedules/{name}/override"),
+        ("POST", "/api/v1/providers/check"),  # spends a call of every vendor's quota
     }
 )
 PATH_SAMPLES = {"name": "stock_quotes", "run_id": "0b7e1a52-0000-4000-8000-000000000000"}

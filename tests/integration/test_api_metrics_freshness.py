@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
 from marketq.common.db.models import DailyBarRow
+from marketq.common.scheduling.calendar import MarketCalendar
 from tests.fixtures.api import start_api
 from tests.fixtures.workers import Stack
 from tests.integration.test_api_observe import sample, scrape, trigger
@@ -111,7 +111,7 @@ def test_freshness_schedule_market_and_queue_targets(stack: Stack) -> None:
     assert cleanup in {expected_cleanup_due(t).timestamp() for t in (t0, t1)}
     quotes = due[(("entry", "stock_quotes"), ("job_name", "stock_quotes"))]
     assert quotes in {expected_quotes_due(t, cal).timestamp() for t in (t0, t1)}
-    # Chain links (after another job) have no clock of their own: no series.
+    # A pipeline's step jobs have no entry of their own (the pipeline's entry starts them).
     assert not any(dict(labels)["entry"] == "technical_indicators" for labels in due)
 
     assert sample(after, "marketq_market_open", exchange="XNYS") in {

@@ -16,10 +16,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
+from marketq.common.pipelines import PIPELINES
 from marketq.common.publish import publish
 from marketq.common.queues import Queue
+from marketq.common.scheduling.calendar import MarketCalendar
 from tests.fixtures.api import ApiProcess, start_api
 from tests.fixtures.workers import Stack
 
@@ -188,25 +189,29 @@ def test_workers_listed_cached_and_gone_once_stopped(stack: Stack) -> None:
 
 
 def test_concurrent_requests_share_one_refresh_and_no_worker_is_an_empty_list(
-    stack: Stack, api: ApiProcess
+    stack: Stack,
 ) -> None:
-    before = sample(scrape(api.url), "marketq_api_worker_inspections_total")
-    answers: list[httpx.Response] = []
+    api = start_api(stack)  # its own: a fresh worker cache, whatever the module asked before
+    try:
+        before = sample(scrape(api.url), "marketq_api_worker_inspections_total")
+        answers: list[httpx.Response] = []
 
-    def ask() -> None:
-        with api.client("read") as client:
-            answers.append(client.get("/api/v1/workers"))
+        def ask() -> None:
+            with api.client("read") as client:
+                answers.append(client.get("/api/v1/workers"))
 
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [a.status_code for a in answers] == [200] * 6
-    assert {a.json()["fetched_at"] for a in answers} == {answers[0].json()["fetched_at"]}
-    assert answers[0].json()["workers"] == []
-    assert all(q["workers"] == 0 for q in answers[0].json()["queues"])
-    assert sample(scrape(api.url), "marketq_api_worker_inspections_total") == before + 1
+        threads = [threading.Thread(target=ask) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a.status_code for a in answers] == [200] * 6
+        assert {a.json()["fetched_at"] for a in answers} == {answers[0].json()["fetched_at"]}
+        assert answers[0].json()["workers"] == []
+        assert all(q["workers"] == 0 for q in answers[0].json()["queues"])
+        assert sample(scrape(api.url), "marketq_api_worker_inspections_total") == before + 1
+    finally:
+        api.stop()
 
 
 # --- schedules and market ----------------------------------------------------------
@@ -233,19 +238,21 @@ def test_every_scheduled_job_is_listed_with_fires_the_calendar_allows(
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["timezone"] == "America/New_York" and body["exchange"] == "XNYS"
-    entries = {e["job"]: e for e in body["schedules"]}
-    assert set(entries) == {job.name for job in CATALOG.scheduled()}
+    entries = {e["name"]: e for e in body["schedules"]}
+    # Every catalog schedule, and one entry per scheduled pipeline (it starts the run).
+    pipelines = {spec.name for spec in PIPELINES.values() if spec.schedule}
+    assert pipelines and set(entries) == pipelines | {
+        schedule.name for _job, schedule in CATALOG.default_schedules()
+    }
+    for name in pipelines:
+        assert entries[name]["job"] == "start_pipeline" and len(entries[name]["next_fires"]) == 3
     as_of = datetime.fromisoformat(body["as_of"]["utc"])
     for job in CATALOG.scheduled():
         entry = entries[job.name]
         assert entry["queue"] == job.queue.value
-        assert entry["cron"] == job.schedule.cron and entry["after"] == job.schedule.after
+        assert entry["cron"] == job.schedule.cron
         assert entry["market_hours_only"] == job.market_hours_only
         assert entry["trading_days_only"] == job.schedule.trading_days_only
-        if job.schedule.after:
-            assert entry["next_fires"] == []
-            assert job.name in entries[job.schedule.after]["followed_by"]
-            continue
         fires = [datetime.fromisoformat(f["utc"]) for f in entry["next_fires"]]
         local = [datetime.fromisoformat(f["exchange_time"]) for f in entry["next_fires"]]
         assert len(fires) == 3 and fires == local and fires == sorted(fires)
@@ -280,12 +287,11 @@ def test_schedules_at_an_instant_follow_holidays_early_closes_and_dst(
     assert naive.json()["error"]["details"][0]["field"] == "at"
     for at, response in answers.items():
         assert response.status_code == 200, response.text
-        entries = {e["job"]: e for e in response.json()["schedules"]}
+        entries = {e["name"]: e for e in response.json()["schedules"]}
         quotes = [datetime.fromisoformat(f["utc"]) for f in entries["stock_quotes"]["next_fires"]]
         assert quotes == expected_market_minutes(cal, at, 5), at
         closes = [
-            datetime.fromisoformat(f["exchange_time"])
-            for f in entries["historical_prices"]["next_fires"]
+            datetime.fromisoformat(f["exchange_time"]) for f in entries["end_of_day"]["next_fires"]
         ]
         sessions = cal.session_days(at.date(), at.date() + timedelta(days=14))
         expected_days = [

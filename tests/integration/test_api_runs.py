@@ -169,8 +169,8 @@ def test_cancel_a_queued_run_before_any_worker_sees_it(stack: Stack, api: ApiPro
     )
     result = stack.producer().AsyncResult(run_id)
     assert result.state == "REVOKED"  # not SUCCESS: the job body never ran
-    run = stack.runs()[run_id]
-    assert run.state == "REVOKED" and run.started_at is None
+    run = stack.wait_for_states([run_id], {"REVOKED"}, timeout=30)[run_id]
+    assert run.started_at is None
 
 
 def test_history_pages_with_a_cursor(stack: Stack, api: ApiProcess) -> None:

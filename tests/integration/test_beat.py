@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from marketq.common.calendar import MarketCalendar
-from marketq.common.chains import ENTRY_HEADER, SCHEDULED_FOR_HEADER
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.schedules import ENTRY_HEADER, SCHEDULED_FOR_HEADER
 from tests.fixtures.api import start_api
 from tests.fixtures.beat import FAST_BEAT, BeatFleet, queued_messages, write_schedule
 from tests.fixtures.workers import ROOT, Stack
@@ -124,8 +124,11 @@ def test_runtime_edits_take_effect_in_a_loop_and_survive_a_restart(
             bad_cron = client.patch("/api/v1/schedules/news", json={"cron": "61 * * * *"})
             assert bad_cron.status_code == 422
             assert bad_cron.json()["error"]["details"][0]["field"] == "cron"
-            chained = client.patch("/api/v1/schedules/trading_signals", json={"cron": "* * * * *"})
-            assert chained.status_code == 422 and "after" in chained.json()["error"]["message"]
+            # A pipeline's entry starts that pipeline and no other.
+            other = client.patch(
+                "/api/v1/schedules/end_of_day", json={"params": {"pipeline": "research_daily"}}
+            )
+            assert other.status_code == 422, other.text
             bad_params = client.patch(
                 "/api/v1/schedules/probe", json={"params": {"sleep_seconds": -1}}
             )
@@ -192,29 +195,34 @@ def test_runtime_edits_take_effect_in_a_loop_and_survive_a_restart(
         api.stop()
 
 
-def test_fire_now_runs_the_entry_and_its_chain(stack: Stack) -> None:
-    stack.start_worker("daily", name="daily@chain")
+def test_fire_now_starts_the_end_of_day_pipeline(stack: Stack) -> None:
+    """The end-of-day chain is the end_of_day pipeline: firing its entry starts one run
+    whose steps run in order (historical_prices -> technical_indicators -> signals)."""
+    stack.start_worker("periodic", name="periodic@eod")
+    stack.start_worker("daily", name="daily@eod")
     api = start_api(stack)
     try:
         with api.client("trigger") as client:
-            response = client.post("/api/v1/schedules/historical_prices/run")
+            response = client.post("/api/v1/schedules/end_of_day/run")
             assert response.status_code == 202, response.text
             run_id = response.json()["run_id"]
             assert response.headers["Location"] == f"/api/v1/runs/{run_id}"
             assert client.post("/api/v1/schedules/nope/run").status_code == 404
 
-        def chain_done() -> bool:
+        def pipeline_done() -> bool:
             runs = stack.runs().values()
             done = {r.job for r in runs if r.state == "SUCCESS"}
             return {"historical_prices", "technical_indicators", "trading_signals"} <= done
 
-        stack.wait_for(chain_done, 90, "historical_prices -> technical_indicators -> signals")
+        stack.wait_for(pipeline_done, 120, "end_of_day: historical_prices -> ... -> signals")
         runs = stack.runs()
-        assert runs[run_id].state == "SUCCESS"
-        children = {r.job: r for r in runs.values() if r.id != run_id}
-        assert children["technical_indicators"].params.get("symbols") is None or (
-            children["technical_indicators"].params["symbols"] == runs[run_id].params.get("symbols")
-        )
+        assert runs[run_id].job == "start_pipeline" and runs[run_id].state == "SUCCESS"
+        pipeline_run_id = runs[run_id].result["pipeline_run_id"]
+        with api.client("read") as client:
+            pipeline = client.get(f"/api/v1/pipeline-runs/{pipeline_run_id}").json()
+        assert pipeline["pipeline"] == "end_of_day" and pipeline["trigger"] == "schedule"
+        assert [s["state"] for s in pipeline["steps"]] == ["SUCCESS"] * 3
+        assert pipeline["deadline_at"] is not None
     finally:
         api.stop()
 
@@ -267,8 +275,10 @@ def test_beat_serves_metrics_and_liveness(stack: Stack, beats: BeatFleet) -> Non
         "marketq_beat_last_tick_timestamp_seconds",
         "marketq_beat_lock_held 1.0",
         'marketq_beat_entries{state="enabled"}',
-        'marketq_beat_entries{state="chained"} 2.0',
         'marketq_beat_fires_total{entry="probe",job_name="health_check"}',
+        # From 0 before any skip, so the alert's increase() sees the first one.
+        'marketq_beat_skipped_total{entry="probe",job_name="health_check",'
+        'reason="calendar_out_of_range"} 0.0',
         'marketq_tasks_published_total{job_name="health_check",queue="default",source="beat"}',
     ):
         assert name in text, name

@@ -227,9 +227,11 @@ def test_schedules_and_market_views(stack: Stack, api: ApiProcess) -> None:
 
     schedules = marketq(env, "schedules", "--at", day_after_thanksgiving, "--count", "2")
     assert schedules.returncode == 0, schedules.stderr
-    assert "stock_quotes" in schedules.stdout and "after historical_prices" in schedules.stdout
+    assert "stock_quotes" in schedules.stdout and "end_of_day" in schedules.stdout
     quotes = next(line for line in schedules.stdout.splitlines() if "stock_quotes" in line)
     assert "Mon 2026-11-30 09:30" in quotes  # nothing after Friday's early close
+    end_of_day = next(line for line in schedules.stdout.splitlines() if "end_of_day" in line)
+    assert "Fri 2026-11-27 17:30" in end_of_day  # an early close is still a trading day
     raw = marketq(env, "schedules", "--at", day_after_thanksgiving, "--count", "2", "--json")
     with api.client("read") as client:
         expected = client.get(
@@ -307,3 +309,28 @@ def test_rate_limited_exit_6(stack: Stack) -> None:
     assert codes[:2] == [0, 0] and 6 in codes and set(codes) <= {0, 6}, codes
     limited = calls[codes.index(6)]
     assert "exceeded 2 requests per minute" in limited.stderr and "retry after" in limited.stderr
+
+
+def test_short_ids_status_wait_and_unknown_names(stack: Stack, api: ApiProcess) -> None:
+    stack.start_worker("default", name="cli-short@x")
+    env = cli_env(stack.env, api.url, "admin")
+    queued = marketq(env, "run", "health_check", "-p", "check_database=false", "--json")
+    assert queued.returncode == 0, queued.stderr
+    run_id = as_json(queued)["run_id"]
+
+    # The 8 characters the progress bar prints are enough, and --wait follows the run.
+    followed = marketq(env, "status", run_id[:8], "--wait", "--timeout", "60")
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert "SUCCESS" in followed.stdout and run_id in followed.stdout
+    nothing = marketq(env, "status", "ffffffff")
+    assert nothing.returncode == 2 and "starting with 'ffffffff'" in nothing.stderr
+
+    # Near misses get a suggestion; an unknown job is an error, not "no runs".
+    typo = marketq(env, "run", "stock_quote")
+    assert typo.returncode == 2 and "did you mean 'stock_quotes'?" in typo.stderr
+    runs = marketq(env, "runs", "--job", "helth_check")
+    assert runs.returncode == 2, runs.stdout
+    assert "unknown job 'helth_check'" in runs.stderr
+    assert "did you mean 'health_check'?" in runs.stderr
+    entry = marketq(env, "schedule", "newz")
+    assert entry.returncode == 2 and "did you mean 'news'?" in entry.stderr

@@ -13,17 +13,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from celery import Celery
-from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from marketq.common.catalog import UnknownJobError
+from marketq.common.catalog import CATALOG, UnknownJobError
 from marketq.common.celery_app import create_celery_app, max_countdown_seconds
 from marketq.common.publish import (
     ENQUEUED_AT_HEADER,
+    MAX_MESSAGE_BYTES,
     InvalidParamsError,
+    MessageTooLargeError,
     PublishError,
     publish,
 )
 from marketq.common.queues import Queue
+from marketq.common.run_events import stream_key
 from marketq.common.settings import Settings
 from tests.fixtures.ports import free_port
 from tests.fixtures.redis import RedisServer
@@ -89,7 +92,7 @@ def test_unknown_job_never_reaches_redis(
 def test_countdown_beyond_half_the_visibility_timeout_is_refused(
     app: Celery, settings: Settings, redis_server: RedisServer
 ) -> None:
-    limit = max_countdown_seconds(settings)
+    limit = max_countdown_seconds(settings, Queue.DEFAULT)
     with pytest.raises(PublishError) as error:
         publish(app, "health_check", {}, countdown=limit + 1, settings=settings)
     assert error.value.field == "countdown"
@@ -105,6 +108,24 @@ def test_countdown_beyond_half_the_visibility_timeout_is_refused(
     assert all_keys(redis_server) == []
     publish(app, "health_check", {}, countdown=limit - 5, settings=settings)
     assert all_keys(redis_server)  # within the limit it is accepted
+
+
+def test_the_countdown_ceiling_is_the_target_queues(app: Celery, settings: Settings) -> None:
+    # The probe's own queue (default) allows more than market_hours, whose jobs are short:
+    # the same countdown is refused when the probe is sent there.
+    short = max_countdown_seconds(settings, Queue.MARKET_HOURS)
+    assert short < max_countdown_seconds(settings, Queue.DEFAULT)
+    publish(app, "health_check", {}, countdown=short + 1, settings=settings)
+    with pytest.raises(PublishError, match="market_hours") as error:
+        publish(
+            app,
+            "health_check",
+            {},
+            countdown=short + 1,
+            queue=Queue.MARKET_HOURS,
+            settings=settings,
+        )
+    assert error.value.field == "countdown"
 
 
 @pytest.mark.parametrize(
@@ -158,11 +179,37 @@ def test_health_check_may_target_any_queue_and_priority_uses_sub_lists(
     assert client.llen("marketq:daily\x06\x169") == 1  # kombu's list for priority step 9
 
 
+def test_publish_writes_the_queued_event_with_the_message(
+    app: Celery, settings: Settings, redis_server: RedisServer
+) -> None:
+    """The message and the run's QUEUED event go to Redis in one script, whoever publishes."""
+    run = publish(app, "health_check", {}, settings=settings)
+    events = redis_server.client().xrange(stream_key(settings.redis_key_prefix))
+    assert [(f[b"s"], json.loads(f[b"d"])["id"]) for _id, f in events] == [(b"QUEUED", run.run_id)]
+    assert len(queued_messages(redis_server, "default")) == 1
+
+
+def test_no_broker_message_exceeds_64_kib(
+    app: Celery, settings: Settings, redis_server: RedisServer
+) -> None:
+    for name, spec in CATALOG.items():
+        publish(app, name, dict(spec.example), settings=settings)
+    oversized = {"dataset": "daily_bars", "content": '"' * 40_000}  # JSON doubles it
+    with pytest.raises(MessageTooLargeError) as refused:
+        publish(app, "data_import", oversized, settings=settings)
+    assert refused.value.field == "params"
+    client = redis_server.client()
+    lists = [k for k in client.scan_iter("marketq:*") if client.type(k) == b"list"]
+    messages = [m for key in lists for m in client.lrange(key, 0, -1)]
+    assert len(messages) == len(CATALOG)  # the refused run published nothing
+    assert max(len(m) for m in messages) <= MAX_MESSAGE_BYTES
+
+
 def test_publish_to_a_stopped_redis_fails_instead_of_retrying() -> None:
     """A producer (the API) must be able to answer 503 within 2 s, so no retry loop."""
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_celery_app(settings=settings)
     started = time.monotonic()
-    with pytest.raises(OperationalError, match="refused"):
+    with pytest.raises(RedisConnectionError, match="refused"):
         publish(app, "health_check", {}, settings=settings)
     assert time.monotonic() - started < 2

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from marketq.common.publish import prepare_run, send_run
 from tests.fixtures.api import start_api
 from tests.fixtures.beat import FAST_BEAT, BeatFleet, write_schedule
 from tests.fixtures.otlp import OtlpReceiver
@@ -81,12 +79,13 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
         run_id = response.json()["run_id"]
         stack.wait_for_states([run_id, joined.json()["run_id"]], {"SUCCESS"}, timeout=60)
 
-        # A run with a chain link (as beat sends the catalog's chains), published from this
-        # untraced process: the worker publishes the link inside the task's span.
+        # A run with a Celery link, sent by a plain Celery client from this untraced
+        # process: the worker publishes the link inside the task's span.
         producer = stack.producer()
         link = producer.signature(FOLLOWER, kwargs={"portfolio_id": 1}, immutable=True)
-        chained = replace(prepare_run(JOB, {}), links=(link,))
-        send_run(producer, chained)
+        leader = producer.send_task(
+            JOB, kwargs={}, queue="default", routing_key="default", link=link
+        ).id
         linked = otlp_receiver.wait_for_span(
             lambda s: s.kind == "CONSUMER" and s.attributes.get("celery.task_name") == FOLLOWER,
             "for the chain link's task run",
@@ -139,7 +138,7 @@ def test_api_run_is_one_trace_from_request_to_task_with_json_logs(
     )
     assert link_publish.kind == "PRODUCER" and link_publish.service == "marketq-worker"
     assert predecessor.kind == "CONSUMER"
-    assert predecessor.attributes["messaging.message.id"] == chained.run_id
+    assert predecessor.attributes["messaging.message.id"] == leader
     assert predecessor.parent_span_id == ""  # its producer (this test) traces nothing
     assert len({linked.trace_id, link_publish.trace_id, predecessor.trace_id}) == 1
 

@@ -143,7 +143,7 @@ def test_recycled_children_lose_no_counts_and_leave_a_bounded_directory(stack: S
             return samples
         return None
 
-    stack.wait_for(counted, 30, f"{runs} successes on the worker's /metrics")
+    stack.wait_for(counted, 90, f"{runs} successes on the worker's /metrics")
 
     def only_live_files() -> list[str] | None:
         scrape(worker)  # a scrape folds the files of dead children first
@@ -154,7 +154,7 @@ def test_recycled_children_lose_no_counts_and_leave_a_bounded_directory(stack: S
 
     # Every child ran one task and was replaced: 12+ processes wrote files. Left are the
     # two archives plus the files of processes still alive (main + 2 children at most).
-    files = stack.wait_for(only_live_files, 30, "only live processes' files and archives")
+    files = stack.wait_for(only_live_files, 90, "only live processes' files and archives")
     assert "counter_archive.db" in files and "histogram_archive.db" in files
     assert len(files) <= 2 + 2 * 3, files
     # The folded counts survive further scrapes unchanged (no double counting).

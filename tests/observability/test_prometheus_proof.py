@@ -48,12 +48,21 @@ EMPTY_HERE: dict[str, str] = {
     "MarketqTaskRuntimeNearSoftLimit": "needs runs lasting 80% of a soft limit (minutes)",
     "MarketqBeatStalled": "the beat here ticks every second",
     "MarketqBeatNoLockHolder": "the one beat here holds the lock",
+    "MarketqBeatCalendarOutOfRange": "needs a clock past the exchange calendar's end",
     "MarketqScheduledJobMissed": "true only while a due instant is newer than the last "
     "success; the probe entry here succeeds within seconds",
     "MarketqFreshnessUnavailable": "needs the database unreadable by the API",
     "MarketqMarketDataStale": "needs the exchange open for 15 minutes with stale quotes",
     "MarketqApiErrorRatioHigh": "needs 20 5xx answers (a Redis or database outage)",
     "MarketqApiMetricsAbsent": "the API is scraped here",
+    "MarketqVendorErrorRatioHigh": "the synthetic provider calls no vendor",
+    "MarketqVendorThrottleWaitHigh": "the synthetic provider calls no vendor",
+    "MarketqRunExecutedAfterEnd": "needs a run executed again after its end (a duplicate "
+    "delivery the ledger refuses)",
+    "MarketqPipelineOverdue": "needs a scheduled pipeline not done by its deadline (hours "
+    "after its cron instant)",
+    "MarketqLedgerLagging": "needs the ledger writer 10 s behind the run events for minutes",
+    "MarketqRunsLost": "needs a run lost with the broker's data (a Redis flush)",
 }
 # Alerts that must fire here for exactly these label values and no others: the other
 # queues have consumers, small targets are not crossed, health checks do not fail.
@@ -73,6 +82,8 @@ PANELS_EMPTY_HERE: dict[str, str] = {
     "marketq-schedule / Fires and skips per job (last hour) / B": "beat counts a skip only "
     "when a due fire is not published (market closed at a fire instant, missed, duplicate); "
     "the probe entry here always fires",
+    "marketq-tasks / Vendor quota: mean wait per call and tokens left / B": "a vendor's "
+    "tokens are known after its first call; the synthetic provider calls no vendor",
 }
 # Grafana's variables, as Grafana substitutes them when "All" is selected.
 VARIABLES = {
@@ -207,7 +218,8 @@ def observed_stack(stack: Stack, beats: BeatFleet, tmp_path: Path) -> Iterator[d
 
 
 def _run_jobs(api: ApiProcess, stack: Stack) -> None:
-    """Runs on every queue, six data imports of a missing file (they fail), and quotes."""
+    """Runs on every queue, six data imports of a missing file (they fail), quotes, and a
+    pipeline run."""
     runs: list[dict[str, Any]] = [
         {"job": "health_check", "params": {}, "queue": q.value} for q in Queue for _ in (1, 2)
     ]
@@ -222,6 +234,24 @@ def _run_jobs(api: ApiProcess, stack: Stack) -> None:
     ids = [item["run"]["run_id"] for item in response.json()["results"]]
     assert len(ids) == len(runs)
     stack.wait_for_states(ids, {"SUCCESS", "FAILURE"}, timeout=90)
+    _run_pipeline(api, stack)
+
+
+def _run_pipeline(api: ApiProcess, stack: Stack) -> None:
+    """One end_of_day pipeline run to its end: the pipeline outcome and duration series."""
+    with api.client("trigger") as client:
+        started = client.post(
+            "/api/v1/pipelines/end_of_day/runs",
+            json={"params": {"symbols": ["AAPL"], "lookback_days": 60}},
+        )
+        assert started.status_code == 202, started.text
+        url = f"/api/v1/pipeline-runs/{started.json()['pipeline_run_id']}"
+
+        def ended() -> bool:
+            state = client.get(url).json()["state"]
+            return state in ("SUCCESS", "FAILED", "REVOKED")
+
+        stack.wait_for(ended, 120, "the end_of_day pipeline run to end")
 
 
 def _backlog_without_consumer(api: ApiProcess, periodic: WorkerProcess) -> None:

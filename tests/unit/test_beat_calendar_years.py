@@ -18,9 +18,13 @@ import pandas as pd
 import pytest
 
 from marketq.beat.schedule import ExchangeSchedule
-from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
-from marketq.common.firing import Verdict
+from marketq.common.pipelines import PIPELINES
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.firing import Verdict
+
+# Two years of beat's loop, minute by minute: minutes of CPU, so behind the slow marker.
+pytestmark = pytest.mark.slow
 
 NY = ZoneInfo("America/New_York")
 START = datetime(2025, 1, 1, tzinfo=NY)
@@ -45,15 +49,19 @@ class SimulatedClock:
 
 
 def simulate(job_name: str) -> list[datetime]:
-    """Publishes of the catalog entry of ``job_name`` between START and END."""
-    job = CATALOG[job_name]
-    assert job.schedule is not None and job.schedule.cron is not None
+    """Publishes of the catalog entry of ``job_name`` (a job or a pipeline) between START
+    and END."""
+    if job_name in CATALOG:
+        spec, market_hours_only = CATALOG[job_name].schedule, CATALOG[job_name].market_hours_only
+    else:
+        spec, market_hours_only = PIPELINES[job_name].schedule, False
+    assert spec is not None and spec.cron is not None
     clock = SimulatedClock(START)
     schedule = ExchangeSchedule(
-        cron=job.schedule.cron,
+        cron=spec.cron,
         timezone="America/New_York",
-        market_hours_only=job.market_hours_only,
-        trading_days_only=job.schedule.trading_days_only,
+        market_hours_only=market_hours_only,
+        trading_days_only=spec.trading_days_only,
         catchup_seconds=60,
         nowfun=clock,
     )
@@ -74,7 +82,7 @@ def simulate(job_name: str) -> list[datetime]:
             last_run_at = clock.now
         # Beat wakes a little late (it is a process); the same fire must still come out.
         clock.now += timedelta(seconds=next_in, milliseconds=3)
-    assert skipped > 0 or not (job.market_hours_only or job.schedule.trading_days_only)
+    assert skipped > 0 or not (market_hours_only or spec.trading_days_only)
     return [f for f in published if f < END]
 
 
@@ -106,7 +114,7 @@ def utc(values: list[datetime]) -> list[datetime]:
     [
         ("stock_quotes", lambda: expected_intraday(1)),
         ("options_chain", lambda: expected_intraday(5)),
-        ("historical_prices", lambda: expected_daily(17, 30)),
+        ("end_of_day", lambda: expected_daily(17, 30)),
         ("portfolio_snapshot", lambda: expected_daily(16, 30)),
     ],
 )

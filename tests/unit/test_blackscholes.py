@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from marketq.common.providers import blackscholes as bs
+from marketq.providers import blackscholes as bs
 
 Kind = Literal["call", "put"]
 KINDS: tuple[Kind, Kind] = ("call", "put")

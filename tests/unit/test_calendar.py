@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from marketq.common.calendar import (
+from marketq.common.scheduling.calendar import (
     CalendarRangeError,
     MarketCalendar,
     Session,

@@ -1,4 +1,4 @@
-"""The job catalog is the single source of truth, and it matches the product brief."""
+"""The job catalog is the single source of truth: routes, docs and implementations follow it."""
 
 from __future__ import annotations
 
@@ -8,59 +8,38 @@ import pytest
 
 from marketq.common.catalog import CATALOG, Catalog, JobSpec, Schedule, UnknownJobError
 from marketq.common.params import HealthCheckParams
+from marketq.common.pipelines import PIPELINES
 from marketq.common.queues import Queue
 from marketq.common.reference_docs import extract, render_jobs_table
 from marketq.common.routing import task_routes
 from marketq.worker.registry import CatalogMismatchError, check_against_catalog, implementations
 
-# The job table of DESIGN.md: job -> (queue, cron or "after X", market hours only).
-DESIGN_TABLE = {
-    "stock_quotes": ("market_hours", "* * * * *", True),
-    "options_chain": ("market_hours", "*/5 * * * *", True),
-    "historical_prices": ("daily", "30 17 * * *", False),
-    "fundamentals": ("daily", "0 18 * * *", False),
-    "dividends": ("daily", "0 19 * * *", False),
-    "earnings_transcripts": ("daily", "0 20 * * *", False),
-    "economic_indicators": ("daily", "0 21 * * *", False),
-    "portfolio_snapshot": ("daily", "30 16 * * *", False),
-    "technical_indicators": ("daily", "after historical_prices", False),
-    "trading_signals": ("daily", "after technical_indicators", False),
-    "earnings": ("periodic", "0 */6 * * *", False),
-    "earnings_calendar": ("periodic", "0 */12 * * *", False),
-    "news": ("periodic", "*/30 * * * *", False),
-    "economic_events": ("periodic", "0 */12 * * *", False),
-    "company_info": ("periodic", "0 22 * * 0", False),
-    "expire_signals": ("periodic", "5 * * * *", False),
-    "cleanup": ("periodic", "15 3 * * *", False),
-    "health_check": ("default", None, False),
-    "data_import": ("default", None, False),
-    "portfolio_report": ("default", None, False),
-}
+# Expectations derive from the catalog itself: adding a job touches the catalog, one
+# implementation (and a migration if it stores data), never a copy of the job list here.
 
 
-def test_catalog_holds_exactly_the_jobs_of_the_design_table() -> None:
-    assert set(CATALOG) == set(DESIGN_TABLE)
+def test_a_schedule_is_a_five_field_cron() -> None:
+    # Jobs that run after another job are a pipeline (marketq.common.pipelines), not a
+    # schedule of their own.
+    for job in CATALOG.scheduled():
+        assert job.schedule is not None and len(job.schedule.cron.split()) == 5
 
 
-@pytest.mark.parametrize("name", sorted(DESIGN_TABLE))
-def test_each_job_has_the_queue_schedule_and_market_hours_flag_of_the_design(name: str) -> None:
-    queue, schedule, market_hours_only = DESIGN_TABLE[name]
-    job = CATALOG[name]
-    assert job.queue.value == queue
-    assert job.market_hours_only is market_hours_only
-    if schedule is None:
-        assert job.schedule is None
-    elif schedule.startswith("after "):
-        assert job.schedule is not None and job.schedule.after == schedule.removeprefix("after ")
-    else:
-        assert job.schedule is not None and job.schedule.cron == schedule
+def test_trading_days_only_is_set_on_jobs_outside_market_hours() -> None:
+    # A market-hours job is gated by the session already.
+    for job in CATALOG.values():
+        if job.schedule is not None and job.schedule.trading_days_only:
+            assert not job.market_hours_only, job.name
 
 
 def test_trading_day_jobs_are_marked_as_such() -> None:
     on_trading_days = {
         j.name for j in CATALOG.values() if j.schedule and j.schedule.trading_days_only
     }
-    assert on_trading_days == {"historical_prices", "portfolio_snapshot"}
+    assert on_trading_days == {"portfolio_snapshot"}
+    end_of_day = PIPELINES["end_of_day"].schedule
+    assert end_of_day is not None and end_of_day.cron == "30 17 * * *"
+    assert end_of_day.trading_days_only
 
 
 @pytest.mark.parametrize("job", list(CATALOG.values()), ids=lambda j: j.name)
@@ -97,18 +76,16 @@ def test_catalog_rejects_inconsistent_declarations() -> None:
         JobSpec("x", Queue.DEFAULT, HealthCheckParams, "x", soft_time_limit=10, time_limit=10)
     with pytest.raises(ValueError, match="market_hours queue"):
         JobSpec("x", Queue.DAILY, HealthCheckParams, "x", market_hours_only=True)
-    with pytest.raises(ValueError, match="either a cron"):
-        Schedule(cron="* * * * *", after="x")
     with pytest.raises(ValueError, match="five fields"):
         Schedule(cron="* * * *")
-    with pytest.raises(ValueError, match="unknown job"):
-        Catalog(
-            (
-                JobSpec(
-                    "a", Queue.DEFAULT, HealthCheckParams, "a", schedule=Schedule(after="missing")
-                ),
-            )
-        )
+    every_minute = Schedule(cron="* * * * *")
+    named_a = Schedule(cron="0 * * * *", name="a")  # the job's own entry's name
+    extra = (named_a,)
+    job = JobSpec(
+        "a", Queue.DEFAULT, HealthCheckParams, "a", schedule=every_minute, extra_schedules=extra
+    )
+    with pytest.raises(ValueError, match="duplicate schedule entry"):
+        Catalog((job,))
 
 
 def test_every_catalog_job_has_an_implementation_and_every_implementation_a_job() -> None:

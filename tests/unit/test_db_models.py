@@ -53,6 +53,7 @@ from marketq.common.db.models import (
     FundamentalsRow,
     NewsArticleRow,
     OptionQuoteRow,
+    PipelineRun,
     Portfolio,
     Position,
     QuoteRow,
@@ -62,8 +63,8 @@ from marketq.common.db.models import (
 )
 from marketq.common.db.types import NaiveDatetimeError, UTCDateTime
 from marketq.common.db.upsert import upsert
-from marketq.common.providers import base as records
 from marketq.common.settings import Settings
+from marketq.providers import base as records
 
 ALL_MODELS: list[type[Base]] = sorted(
     (mapper.class_ for mapper in Base.registry.mappers), key=lambda m: m.__tablename__
@@ -113,7 +114,10 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "time_of_day": ("bmo", "amc"),
     "importance": ("low", "medium", "high"),
     "signal": ("buy", "sell", "hold"),
+    "side": ("buy", "sell"),
 }
+# Every generated pipeline step belongs to the run the ``portfolio_id`` fixture also makes.
+PIPELINE_RUN_ID = "fixture-pipeline-run"
 
 
 def _value(column: Any, n: int) -> Any:
@@ -163,6 +167,8 @@ def make_rows(
                 continue
             if column.name == "portfolio_id":
                 row[column.name] = portfolio_id
+            elif column.name == "pipeline_run_id":
+                row[column.name] = PIPELINE_RUN_ID
             elif column.name in key:
                 row[column.name] = _value(column, 1 + i)
             elif version == 2 and column.nullable:
@@ -199,6 +205,8 @@ def sessions(engine: Engine) -> Any:
 def portfolio_id(sessions: Any) -> int:
     with sessions.begin() as session:
         upsert(session, Portfolio, [{"name": "fixture", "base_currency": "USD"}], now=NOW_1)
+        (pipeline_run,) = make_rows(PipelineRun, 1, version=1, portfolio_id=0)
+        upsert(session, PipelineRun, [{**pipeline_run, "id": PIPELINE_RUN_ID}], now=NOW_1)
         return int(session.scalar(select(Portfolio.id).where(Portfolio.name == "fixture")))
 
 
@@ -232,9 +240,23 @@ def test_natural_keys_are_the_documented_ones() -> None:
         "portfolios": ("name",),
         "positions": ("portfolio_id", "symbol"),
         "portfolio_snapshots": ("portfolio_id", "as_of"),
+        "portfolio_intraday_values": ("portfolio_id", "at"),
         "portfolio_reports": ("portfolio_id", "as_of"),
         "data_imports": ("checksum", "dataset"),
         "task_runs": ("id",),
+        "universe_members": ("as_of", "symbol"),
+        "features": ("symbol", "day"),
+        "model_runs": ("model", "as_of"),
+        "predictions": ("model", "symbol", "day"),
+        "backtests": ("name", "as_of"),
+        "backtest_equity": ("name", "as_of", "day"),
+        "broker_accounts": ("portfolio_id", "broker"),
+        "proposed_orders": ("portfolio_id", "as_of", "symbol"),
+        "pipeline_runs": ("id",),
+        "pipeline_steps": ("pipeline_run_id", "step"),
+        "webhook_subscriptions": ("subject_id", "url"),
+        "webhook_deliveries": ("id",),
+        "uploads": ("id",),
     }
     assert {m.__tablename__: natural_key(m) for m in ALL_MODELS} == expected
 
@@ -257,7 +279,13 @@ def test_provider_records_map_onto_their_table(record: type[Any], model: type[Ba
 
 def test_every_data_table_listed() -> None:
     ops = {"portfolios", "positions", "portfolio_snapshots", "portfolio_reports"}
-    ops |= {"data_imports", "task_runs"}
+    ops |= {"portfolio_intraday_values"}
+    ops |= {"uploads"}
+    ops |= {"data_imports", "task_runs", "pipeline_runs", "pipeline_steps"}
+    ops |= {"webhook_subscriptions", "webhook_deliveries"}
+    # Research results and trading state: read by the research jobs, not freshness gauges.
+    ops |= {"universe_members", "features", "model_runs", "predictions", "backtests"}
+    ops |= {"backtest_equity", "broker_accounts", "proposed_orders"}
     assert set(_ids(list(DATA_MODELS))) == set(_ids(ALL_MODELS)) - ops
 
 
@@ -643,6 +671,7 @@ def _write_quotes(url: str, worker: int, transactions: int) -> None:
         engine.dispose()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_sqlite_tolerates_concurrent_writer_processes(tmp_path: Path) -> None:
     import multiprocessing

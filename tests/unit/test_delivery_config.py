@@ -1,4 +1,5 @@
-"""The delivery settings the Celery factory produces are the ones DESIGN.md calls for."""
+"""The delivery settings the Celery factory produces are the ones docs/design.md#delivery
+calls for."""
 
 from __future__ import annotations
 
@@ -60,8 +61,9 @@ def test_visibility_timeout_outlasts_the_longest_eta_plus_hard_limit() -> None:
     timeout = visibility_timeout(settings)
     assert timeout == 2 * longest + settings.visibility_timeout_margin_seconds
     # The worst case a healthy message sees before its ack: the longest accepted ETA,
-    # then the longest run.
-    assert max_countdown_seconds(settings) + longest < timeout
+    # then the longest run (on the queue that has it; every queue's own in
+    # test_queue_visibility.py).
+    assert max_countdown_seconds(settings, Queue.DAILY) + longest < timeout
 
 
 def test_queue_caps_lower_the_limits_and_the_timeout() -> None:
@@ -111,6 +113,14 @@ def test_worker_command_consumes_one_queue_with_its_options(queue: Queue) -> Non
     assert argv[argv.index("--max-tasks-per-child") + 1] == "100"
     assert argv[argv.index("--max-memory-per-child") + 1] == "200000"
     assert "worker" in argv and "marketq.worker.app:app" in argv
+
+
+def test_task_events_are_per_queue_and_off_by_default() -> None:
+    # Flower and `celery events` see only tasks of workers started with --task-events (-E).
+    assert "--task-events" not in worker_argv(Queue.DAILY, Settings(), hostname="h@x")
+    on = Settings(queues={"daily": QueueOptions(task_events=True)})
+    assert "--task-events" in worker_argv(Queue.DAILY, on, hostname="h@x")
+    assert "--task-events" not in worker_argv(Queue.DEFAULT, on, hostname="h@x")
 
 
 def test_worker_environment_remaps_sigterm_to_a_soft_shutdown() -> None:

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from marketq.common.calendar import MarketCalendar
-from marketq.common.firing import entry_last_due
-from marketq.common.schedules import ScheduleEntry
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.firing import entry_last_due
+from marketq.common.scheduling.schedules import ScheduleEntry
 
 NY = ZoneInfo("America/New_York")
 
@@ -27,7 +27,6 @@ def entry(**fields: object) -> ScheduleEntry:
         "job": "stock_quotes",
         "cron": None,
         "every_seconds": None,
-        "after": None,
         "trading_days_only": False,
         "market_hours_only": False,
         "enabled": True,
@@ -58,7 +57,7 @@ def test_market_hours_cron(cal: MarketCalendar, now: datetime, expected: datetim
     assert due == expected
 
 
-def test_plain_cron_and_chain_links(cal: MarketCalendar) -> None:
+def test_plain_cron(cal: MarketCalendar) -> None:
     daily = entry(cron="15 3 * * *")
     assert entry_last_due(daily, now=ny(2026, 12, 2, 3, 14), calendar=cal, tz=NY) == ny(
         2026, 12, 1, 3, 15
@@ -66,8 +65,6 @@ def test_plain_cron_and_chain_links(cal: MarketCalendar) -> None:
     assert entry_last_due(daily, now=ny(2026, 12, 2, 3, 15), calendar=cal, tz=NY) == ny(
         2026, 12, 2, 3, 15
     )
-    link = entry(after="historical_prices", job="technical_indicators")
-    assert entry_last_due(link, now=ny(2026, 12, 2, 12, 0), calendar=cal, tz=NY) is None
 
 
 def grid_floor(at: datetime, every: int) -> float:

@@ -8,7 +8,7 @@ from marketq.api.freshness import read_ledger_and_data
 from marketq.common.db.engine import create_db_engine, session_factory
 from marketq.common.db.models import DailyBarRow
 from marketq.common.db.upsert import upsert
-from marketq.common.ledger import Ledger
+from marketq.common.ledger import Ledger, RunEvent, fold, upsert_rows
 
 
 def test_last_success_per_job_and_newest_row_per_table(db_url: str) -> None:
@@ -17,23 +17,22 @@ def test_last_success_per_job_and_newest_row_per_table(db_url: str) -> None:
     assert empty.last_success == [] and empty.datasets == []
 
     ledger = Ledger(sessions)
-    start = datetime.now(UTC) - timedelta(minutes=5)
-    for run_id, ok in (("a", True), ("b", True), ("c", False)):
-        ledger.received(
-            run_id,
-            job="news",
-            queue="periodic",
-            params={},
-            worker="w@x",
-            enqueued_at=start,
-            eta=None,
-            parent_id=None,
-        )
-        ledger.started(run_id, job="news", queue="periodic", params={}, worker="w@x")
-        if ok:
-            ledger.succeeded(run_id, None)
-        else:
-            ledger.failed(run_id, "boom")
+    start = (datetime.now(UTC) - timedelta(minutes=5)).timestamp()
+    events = []
+    for step, (run_id, ok) in enumerate((("a", True), ("b", True), ("c", False))):
+        at = start + step
+        detail = {"id": run_id, "job": "news", "queue": "periodic", "params": {}}
+        events += [
+            RunEvent(run_id, "RECEIVED", at, {**detail, "at": at, "worker": "w@x"}),
+            RunEvent(run_id, "STARTED", at + 0.1, {**detail, "at": at + 0.1, "worker": "w@x"}),
+            RunEvent(run_id, "SUCCESS", at + 0.2, {"id": run_id, "at": at + 0.2})
+            if ok
+            else RunEvent(
+                run_id, "FAILURE", at + 0.2, {"id": run_id, "at": at + 0.2, "error": "boom"}
+            ),
+        ]
+    with sessions.begin() as session:
+        upsert_rows(session, fold(events))
     with sessions.begin() as session:
         upsert(
             session,

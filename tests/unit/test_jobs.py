@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from marketq.common.calendar import MarketCalendar
 from marketq.common.db.engine import create_db_engine, session_factory
 from marketq.common.db.models import (
     Base,
@@ -77,8 +76,10 @@ from marketq.common.params import (
     TechnicalIndicatorsParams,
     TradingSignalsParams,
 )
-from marketq.common.providers import SyntheticProvider
+from marketq.common.scheduling.calendar import MarketCalendar
 from marketq.common.settings import Settings
+from marketq.providers import RoutedProvider, SyntheticProvider
+from marketq.providers.validation import RecordValidator
 from marketq.worker.analytics.indicators import INDICATOR_COLUMNS
 from marketq.worker.analytics.signals import STRATEGIES
 from marketq.worker.context import JobContext
@@ -102,8 +103,10 @@ AS_OF = datetime(2026, 11, 20, 21, 30, 42, 500_000, tzinfo=UTC)
 AS_OF_MINUTE = datetime(2026, 11, 20, 21, 30, tzinfo=UTC)
 TODAY = date(2026, 11, 20)  # ctx.today: the exchange-local date of AS_OF
 SYMBOLS = ("AAPL", "MSFT", "JPM")  # the settings' universe (params.symbols omitted)
-SIGNAL_TTL_HOURS = 6  # not the default 24, so a hard-coded TTL would show
-SIGNAL_DAY_CLOSE = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)  # the signalled session's close
+SIGNAL_TTL_SESSIONS = 2  # not the default 1, so a hard-coded TTL would show
+# Signals of Friday 2026-11-20 expire at the close of the second session after it:
+# Tuesday 2026-11-24, 16:00 New York, 21:00 UTC.
+SIGNAL_EXPIRY = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
 RUN_ID = "run-under-test"
 
 Progress = list[tuple[int, int | None]]
@@ -147,7 +150,7 @@ def ctx(
         database_url=db_url,
         import_dir=str(import_dir),
         symbols=SYMBOLS,
-        signal_ttl_hours=SIGNAL_TTL_HOURS,
+        signal_ttl_sessions=SIGNAL_TTL_SESSIONS,
         ledger_retention_days=30,
         quote_retention_days=30,
         news_retention_days=90,
@@ -160,7 +163,9 @@ def ctx(
         worker="tests@localhost",
         as_of=AS_OF,
         settings=settings,
-        provider=provider,
+        provider=RoutedProvider.over(
+            provider, RecordValidator(calendar.is_trading_day, lambda: datetime.now(UTC))
+        ),
         calendar=calendar,
         sessions=session_factory(engine),
         log=logging.LoggerAdapter(logging.getLogger("t"), {}),
@@ -183,11 +188,13 @@ def key_of(model: type[Base], row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def table(ctx: JobContext, model: type[Base]) -> list[dict[str, Any]]:
-    """Every row of ``model``'s table by natural key, without ``updated_at`` and surrogate ids.
+    """Every row of ``model``'s table by natural key, without surrogate ids, ``updated_at``
+    and ``fetched_at`` (when a row was written and when its data was fetched: a rerun
+    changes both, never the data).
 
     Rows are sorted in Python, so the order does not depend on the database's collation.
     """
-    ignored = {"updated_at", "id"} - set(natural_key(model))
+    ignored = {"updated_at", "fetched_at", "id"} - set(natural_key(model))
     columns = [c for c in model.__table__.columns if c.name not in ignored]
     with ctx.sessions() as session:
         rows = [dict(r) for r in session.execute(select(*columns)).mappings()]
@@ -195,7 +202,7 @@ def table(ctx: JobContext, model: type[Base]) -> list[dict[str, Any]]:
 
 
 def database(ctx: JobContext) -> dict[str, list[dict[str, Any]]]:
-    """The content of every table (``id`` and ``updated_at`` aside)."""
+    """The content of every table (``id``, ``updated_at`` and ``fetched_at`` aside)."""
     models = sorted((m.class_ for m in Base.registry.mappers), key=lambda m: m.__tablename__)
     return {m.__tablename__: table(ctx, m) for m in models}
 
@@ -206,7 +213,9 @@ def count(ctx: JobContext, model: type[Base], *where: Any) -> int:
 
 
 def provider_rows(records: list[Any], **extra: Any) -> list[dict[str, Any]]:
-    return [{**dataclasses.asdict(r), **extra} for r in records]
+    """The rows the synthetic provider's ``records`` become, as ``table`` reads them."""
+    rows = [{**dataclasses.asdict(r), "source": "synthetic", **extra} for r in records]
+    return [{k: v for k, v in row.items() if k != "fetched_at"} for row in rows]
 
 
 def by_key(model: type[Base], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -333,6 +342,7 @@ WARM_UP = {
     "bb_lower": 19,
 }
 WINDOW = 250
+HISTORY = WINDOW + 199  # bars the job keeps stored: the window plus sma_200's warm-up
 
 
 def stored_window(ctx: JobContext, symbol: str, until: date, size: int) -> list[DailyBarRow]:
@@ -352,24 +362,24 @@ def test_technical_indicators_back_fill_daily_bars_when_fewer_than_the_window_ar
 ) -> None:
     market.historical_prices(ctx, HistoricalPricesParams(symbols=["AAPL"], lookback_days=30))
     before = count(ctx, DailyBarRow)
-    assert before < WINDOW
+    assert before < HISTORY
 
     analytics.technical_indicators(
         ctx, TechnicalIndicatorsParams(symbols=["AAPL"], window_days=WINDOW)
     )
 
-    assert count(ctx, DailyBarRow) >= WINDOW > before
-    window = stored_window(ctx, "AAPL", TODAY, WINDOW)
-    assert len(window) == WINDOW
+    assert count(ctx, DailyBarRow) >= HISTORY > before
+    window = stored_window(ctx, "AAPL", TODAY, HISTORY)
+    assert len(window) == HISTORY
     assert window[-1].day == TODAY
 
 
 def test_technical_indicators_do_not_fetch_bars_when_the_window_is_already_stored(
     ctx: JobContext,
 ) -> None:
-    market.historical_prices(ctx, HistoricalPricesParams(symbols=["AAPL"], lookback_days=400))
+    market.historical_prices(ctx, HistoricalPricesParams(symbols=["AAPL"], lookback_days=700))
     stored = table(ctx, DailyBarRow)
-    assert len(stored) >= WINDOW
+    assert len(stored) >= HISTORY
 
     analytics.technical_indicators(
         ctx, TechnicalIndicatorsParams(symbols=["AAPL"], window_days=WINDOW)
@@ -387,18 +397,19 @@ def test_technical_indicators_are_null_only_during_each_indicators_warm_up(
         ctx, TechnicalIndicatorsParams(symbols=["AAPL"], window_days=WINDOW)
     )
 
-    window = stored_window(ctx, "AAPL", TODAY, WINDOW)
-    position = {bar.day: i for i, bar in enumerate(window)}
+    # Computed over every stored bar, from the first one on.
+    history = stored_window(ctx, "AAPL", TODAY, 100_000)
+    position = {bar.day: i for i, bar in enumerate(history)}
     rows = table(ctx, TechnicalIndicatorRow)
     first = min(WARM_UP.values())  # rows where every indicator is still warming up are skipped
-    assert [r["day"] for r in rows] == [bar.day for bar in window[first:]]
+    assert [r["day"] for r in rows] == [bar.day for bar in history[first:]]
     for row in rows:
         at = position[row["day"]]
         nulls = {c for c in INDICATOR_COLUMNS if row[c] is None}
         assert nulls == {c for c, warm_up in WARM_UP.items() if at < warm_up}, row["day"]
-    # sma_200: NULL for the first 199 bars of the window, the mean of the last 200 at the end.
+    # sma_200: NULL for the first 199 bars, the mean of the last 200 at the end.
     assert rows[-1]["day"] == TODAY
-    last_200 = [bar.close for bar in window[-200:]]
+    last_200 = [bar.close for bar in history[-200:]]
     assert rows[-1]["sma_200"] == pytest.approx(sum(last_200) / 200, rel=1e-12)
     assert result == {"as_of": TODAY.isoformat(), "symbols": 1, "rows": len(rows)}
     assert_progress_finished(progress, 1)
@@ -432,7 +443,7 @@ def test_trading_signals_give_one_signal_per_strategy_for_the_last_indicator_day
         assert result[signal] == sum(r["signal"] == signal for r in rows)
 
 
-def test_trading_signals_are_created_at_the_run_time_and_expire_ttl_after_the_days_close(
+def test_trading_signals_are_created_at_the_run_time_and_expire_ttl_sessions_after_the_day(
     ctx: JobContext,
 ) -> None:
     signals_after_indicators(ctx)
@@ -440,9 +451,9 @@ def test_trading_signals_are_created_at_the_run_time_and_expire_ttl_after_the_da
     rows = table(ctx, TradingSignal)
     assert rows
     assert {r["created_at"] for r in rows} == {ctx.as_of}
-    # 2026-11-20 closed at 16:00 New York time, 21:00 UTC; the expiry does not depend on
-    # when the run happened, so a re-run cannot revive or extend a signal.
-    assert {r["expires_at"] for r in rows} == {SIGNAL_DAY_CLOSE + timedelta(hours=SIGNAL_TTL_HOURS)}
+    # The expiry does not depend on when the run happened, so a re-run cannot revive or
+    # extend a signal.
+    assert {r["expires_at"] for r in rows} == {SIGNAL_EXPIRY}
 
 
 def test_trading_signals_written_twice_are_the_same_rows(ctx: JobContext) -> None:
@@ -458,7 +469,7 @@ def test_trading_signals_written_twice_are_the_same_rows(ctx: JobContext) -> Non
 def test_trading_signals_are_live_until_the_ttl_passes_then_expire_signals_retires_them(
     ctx: JobContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expiry = SIGNAL_DAY_CLOSE + timedelta(hours=SIGNAL_TTL_HOURS)
+    expiry = SIGNAL_EXPIRY
     pin_clock(monkeypatch, ctx, AS_OF)
     signals_after_indicators(ctx)
     assert {r["expired"] for r in table(ctx, TradingSignal)} == {False}
@@ -476,7 +487,7 @@ def test_trading_signals_made_after_their_expiry_are_stored_already_expired(
     ctx: JobContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A run enqueued at AS_OF but executed late (a backlog, a redelivery).
-    pin_clock(monkeypatch, ctx, AS_OF + timedelta(hours=SIGNAL_TTL_HOURS))
+    pin_clock(monkeypatch, ctx, SIGNAL_EXPIRY)
 
     signals_after_indicators(ctx)
 
@@ -575,7 +586,8 @@ def add_article(ctx: JobContext, article_id: str, days_ago: float) -> None:
                 published_at=CLEANUP_NOW - timedelta(days=days_ago),
                 headline="h",
                 summary="s",
-                source="test",
+                publisher="test",
+                source="synthetic",
                 url="https://example.invalid/" + article_id,
                 sentiment=0.0,
                 updated_at=CLEANUP_NOW,
@@ -602,7 +614,13 @@ def aged_data(ctx: JobContext, provider: SyntheticProvider) -> None:
     add_signal(ctx, "UNFLAGGED", CLEANUP_NOW - timedelta(days=40), expired=False)
 
 
-REMOVED = {"task_runs": 3, "quotes": 1, "news_articles": 1, "trading_signals": 1}
+REMOVED = {
+    "task_runs": 3,
+    "quotes": 1,
+    "news_articles": 1,
+    "trading_signals": 1,
+    "data_imports": 0,
+}
 
 
 @pytest.mark.usefixtures("aged_data")
@@ -625,7 +643,7 @@ def test_cleanup_deletes_finished_runs_quotes_news_and_expired_signals_past_rete
     ]
     assert [r["article_id"] for r in table(ctx, NewsArticleRow)] == ["recent-article"]
     assert sorted(r["symbol"] for r in table(ctx, TradingSignal)) == ["KEPT", "UNFLAGGED"]
-    assert_progress_finished(progress, 4)
+    assert_progress_finished(progress, len(REMOVED))
     assert operations.cleanup(ctx, CleanupParams()) == {
         "dry_run": False,
         "removed": dict.fromkeys(REMOVED, 0),
@@ -1081,9 +1099,7 @@ PROVIDER_RECORDS = [
         market.historical_prices,
         HistoricalPricesParams(lookback_days=30),
         DailyBarRow,
-        per_symbol(
-            lambda p, s: p.daily_bars(s, TODAY - timedelta(days=30), TODAY), source="synthetic"
-        ),
+        per_symbol(lambda p, s: p.daily_bars(s, TODAY - timedelta(days=30), TODAY)),
         id="historical_prices",
     ),
     pytest.param(
@@ -1166,3 +1182,17 @@ def test_one_positions_file_imported_into_two_portfolios_is_two_imports(
         )
     assert len(table(ctx, DataImport)) == 2
     assert len(table(ctx, Position)) == 2
+
+
+def test_cleanup_prunes_import_records_past_their_retention(
+    ctx: JobContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imports.data_import(ctx, bars_import(BARS_CSV))
+    later = AS_OF + timedelta(days=ctx.settings.import_retention_days + 1)
+    pin_clock(monkeypatch, ctx, later)
+
+    assert operations.cleanup(ctx, CleanupParams(dry_run=True))["removed"]["data_imports"] == 1
+    assert count(ctx, DataImport) == 1
+    assert operations.cleanup(ctx, CleanupParams())["removed"]["data_imports"] == 1
+    assert count(ctx, DataImport) == 0
+    assert count(ctx, DailyBarRow) == len(BARS)  # the imported data stays

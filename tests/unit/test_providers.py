@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from marketq.common.calendar import MarketCalendar
-from marketq.common.providers import blackscholes as bs
-from marketq.common.providers import get_provider
-from marketq.common.providers.base import DailyBar, MarketDataProvider, OptionContract, Quote
-from marketq.common.providers.synthetic import (
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.providers import blackscholes as bs
+from marketq.providers import get_provider
+from marketq.providers.base import DailyBar, MarketDataProvider, OptionContract, Quote
+from marketq.providers.synthetic import (
     ADJ_REFERENCE_DATE,
     ECONOMIC_SERIES,
     RISK_FREE_RATE,
@@ -68,13 +68,15 @@ def test_implements_the_protocol(provider: SyntheticProvider) -> None:
 def test_get_provider_uses_the_settings() -> None:
     from marketq.common.settings import Settings
 
-    p = get_provider(Settings(provider="synthetic", provider_seed=7, exchange="XNYS"))
+    routed = get_provider(Settings(provider="synthetic", provider_seed=7, exchange="XNYS"))
+    (p,) = routed.chain("daily_bars")
     assert isinstance(p, SyntheticProvider)
     assert p.name == "synthetic"
     assert p.seed == 7
     assert p.calendar.code == "XNYS"
-    assert get_provider(Settings(provider_seed=7, exchange="XNYS")) is p
-    other = get_provider(Settings(provider_seed=8, exchange="XNYS"))
+    # One synthetic provider per (seed, exchange) in a process: its price paths are shared.
+    assert get_provider(Settings(provider_seed=7, exchange="XNYS")).chain("quotes") == [p]
+    (other,) = get_provider(Settings(provider_seed=8, exchange="XNYS")).chain("quotes")
     assert isinstance(other, SyntheticProvider)
     assert other.seed == 8
 
@@ -135,11 +137,12 @@ def test_different_seed_different_numbers() -> None:
     )
 
 
+@pytest.mark.integration
 def test_determinism_across_processes(provider: SyntheticProvider) -> None:
     code = (
         "from datetime import date, datetime, UTC\n"
-        "from marketq.common.calendar import MarketCalendar\n"
-        "from marketq.common.providers.synthetic import SyntheticProvider\n"
+        "from marketq.common.scheduling.calendar import MarketCalendar\n"
+        "from marketq.providers.synthetic import SyntheticProvider\n"
         "p = SyntheticProvider(seed=42, calendar=MarketCalendar('XNYS'))\n"
         "at = datetime(2026, 3, 10, 15, 7, tzinfo=UTC)\n"
         "print(repr(p.daily_bars('AAPL', date(2025, 6, 2), date(2025, 6, 6))))\n"

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from marketq.beat.schedule import ExchangeSchedule
-from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
-from marketq.common.firing import Verdict, entry_next_fires
-from marketq.common.schedules import (
+from marketq.common.pipelines import PIPELINES
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.firing import Verdict, entry_next_fires
+from marketq.common.scheduling.schedules import (
     EntryPatch,
     ScheduleError,
     apply_patch,
@@ -32,14 +33,30 @@ def write(tmp_path: Path, entries: object) -> Path:
     return path
 
 
-def test_the_catalog_alone_gives_one_entry_per_scheduled_job() -> None:
+def test_the_catalog_alone_gives_one_entry_per_scheduled_job_and_its_extras() -> None:
     entries = effective_entries()
-    assert set(entries) == {job.name for job in CATALOG.scheduled()}
+    scheduled_pipelines = {p.name for p in PIPELINES.values() if p.schedule}
+    catalog_entries = {schedule.name for _job, schedule in CATALOG.default_schedules()}
+    assert set(entries) == catalog_entries | scheduled_pipelines
+    assert {job.name for job in CATALOG.scheduled()} <= set(entries)
     quotes = entries["stock_quotes"]
     assert (quotes.cron, quotes.market_hours_only, quotes.source) == ("* * * * *", True, "catalog")
-    assert entries["technical_indicators"].after == "historical_prices"
-    assert not entries["technical_indicators"].clocked
-    assert entries["historical_prices"].trading_days_only
+    # The end-of-day chain is the end_of_day pipeline, fired at the same time.
+    end_of_day = entries["end_of_day"]
+    assert (end_of_day.job, end_of_day.cron) == ("start_pipeline", "30 17 * * *")
+    assert end_of_day.trading_days_only and end_of_day.cron is not None
+    assert end_of_day.params == {"pipeline": "end_of_day", "params": {}}
+    assert "historical_prices" not in entries and "technical_indicators" not in entries
+
+
+def test_a_pipeline_entry_takes_its_runs_params_and_refuses_others() -> None:
+    entries = effective_entries(overrides={"end_of_day": EntryPatch(params={"symbols": ["AAPL"]})})
+    assert entries["end_of_day"].params == {
+        "pipeline": "end_of_day",
+        "params": {"symbols": ["AAPL"]},
+    }
+    with pytest.raises(ScheduleError, match="bogus"):
+        apply_patch(entries, "end_of_day", EntryPatch(params={"bogus": 1}))
 
 
 def test_the_file_changes_catalog_entries_and_adds_its_own(tmp_path: Path) -> None:
@@ -48,7 +65,7 @@ def test_the_file_changes_catalog_entries_and_adds_its_own(tmp_path: Path) -> No
         {
             "fundamentals": {"enabled": False},
             "stock_quotes": {"params": {"symbols": ["aapl"]}},
-            "quotes_extended": {
+            "quotes_every_minute_extended": {
                 "job": "stock_quotes",
                 "cron": "* 6-19 * * *",
                 "trading_days_only": True,
@@ -60,7 +77,7 @@ def test_the_file_changes_catalog_entries_and_adds_its_own(tmp_path: Path) -> No
     assert entries["fundamentals"].enabled is False
     assert entries["fundamentals"].source == "file"
     assert entries["stock_quotes"].params == {"symbols": ["AAPL"]}  # validated by the model
-    extended = entries["quotes_extended"]
+    extended = entries["quotes_every_minute_extended"]
     assert (extended.job, extended.market_hours_only, extended.trading_days_only) == (
         "stock_quotes",
         False,
@@ -91,7 +108,8 @@ def test_the_file_changes_catalog_entries_and_adds_its_own(tmp_path: Path) -> No
         ({"news": {"every_second": 5}}, "news", "every_second", "Extra inputs"),
         ({"extra": {"job": "nope", "cron": "* * * * *"}}, "extra", "job", "unknown job"),
         ({"extra": {"job": "news"}}, "extra", "cron", "needs cron or every_seconds"),
-        ({"technical_indicators": {"cron": "0 18 * * *"}}, "technical_indicators", "cron", "after"),
+        # A pipeline's entry takes the pipeline run's params: one no step takes is refused.
+        ({"end_of_day": {"params": {"bogus": 1}}}, "end_of_day", "params.bogus", "no step"),
         ({"Bad-Name": {"job": "news", "cron": "* * * * *"}}, "Bad-Name", "", "lower-case"),
     ],
 )
@@ -127,14 +145,17 @@ def test_runtime_edits_layer_over_the_file_and_merge(tmp_path: Path) -> None:
 def test_an_edit_that_does_not_apply_is_refused_or_ignored() -> None:
     entries = effective_entries()
     with pytest.raises(ScheduleError) as caught:
-        apply_patch(entries, "trading_signals", EntryPatch(cron="* * * * *"))
-    assert caught.value.errors[0].field == "cron"
+        apply_patch(entries, "end_of_day", EntryPatch(params={"bogus": 1}))
+    assert caught.value.errors[0].field == "params.bogus"
     with pytest.raises(ScheduleError) as bad_cron:
         parse_override("news", {"cron": "60 * * * *"})
     assert bad_cron.value.errors[0].field == "cron"
     # Stored before a release made it invalid: ignored, beat keeps running.
-    stale = {"trading_signals": EntryPatch(cron="* * * * *"), "gone": EntryPatch(enabled=False)}
-    assert effective_entries(overrides=stale)["trading_signals"].cron is None
+    stale = {"end_of_day": EntryPatch(params={"bogus": 1}), "gone": EntryPatch(enabled=False)}
+    assert effective_entries(overrides=stale)["end_of_day"].params == {
+        "pipeline": "end_of_day",
+        "params": {},
+    }
 
 
 def test_interval_fires_sit_on_the_epoch_grid_and_a_new_entry_waits() -> None:

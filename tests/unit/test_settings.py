@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -65,13 +67,31 @@ def test_secret_from_mounted_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert Settings().database_url == "sqlite:///x.db"
 
 
+def test_api_keys_from_several_mounted_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The chart mounts the operator's keys and the generated helm-test key as two files.
+    key = {"sha256": "a" * 64, "scopes": ["read"]}
+    (tmp_path / "ops.json").write_text(json.dumps([{"name": "ops", **key}]))
+    (tmp_path / "test.json").write_text(json.dumps([{"name": "helm-test", **key}]))
+    monkeypatch.delenv("MARKETQ_API_KEYS", raising=False)
+    monkeypatch.setenv(
+        "MARKETQ_API_KEYS_FILE", f"{tmp_path / 'ops.json'}{os.pathsep}{tmp_path / 'test.json'}"
+    )
+    assert [k.name for k in Settings().api_keys] == ["ops", "helm-test"]
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "field"),
     [
         ("MARKETQ_REDIS_URL", "http://redis:6379", "redis_url"),
         ("MARKETQ_QUEUES__DAILY__CONCURRENCY", "0", "queues.daily.concurrency"),
         ("MARKETQ_LOG_LEVEL", "LOUD", "log_level"),
-        ("MARKETQ_PROVIDER", "vendor-x", "provider"),
+        # A provider chain names the bad entry's position.
+        ("MARKETQ_PROVIDER", "vendor-x", "provider.0"),
+        ("MARKETQ_PROVIDERS__DAILY_BARS", "yahoo,vendor-x", "providers.daily_bars.1"),
+        ("MARKETQ_PROVIDERS__JOBS__NEWS", "", "providers.jobs.news"),
+        ("MARKETQ_PROVIDERS__JOBS__NEWZ", "yahoo", "providers.jobs"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_setting(
@@ -82,3 +102,22 @@ def test_invalid_values_are_rejected_naming_the_setting(
         Settings()
     locations = {".".join(str(p) for p in e["loc"]) for e in error.value.errors()}
     assert field in locations
+
+
+def test_provider_chains_per_kind_and_per_job_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MARKETQ_PROVIDERS__DAILY_BARS", "yahoo, alphavantage")
+    monkeypatch.setenv("MARKETQ_PROVIDERS__ECONOMIC_SERIES", "fred")
+    monkeypatch.setenv("MARKETQ_PROVIDERS__JOBS__NEWS", "alphavantage")
+    key_file = tmp_path / "alphavantage"
+    key_file.write_text("from-a-mounted-secret\n")
+    monkeypatch.setenv("MARKETQ_ALPHAVANTAGE_API_KEY_FILE", str(key_file))
+    settings = Settings()
+    assert settings.provider == ("synthetic",)  # still the default for everything else
+    assert settings.providers.daily_bars == ("yahoo", "alphavantage")
+    assert settings.providers.economic_series == ("fred",)
+    assert settings.providers.jobs == {"news": ("alphavantage",)}
+    key = settings.alphavantage_api_key
+    assert key is not None and key.get_secret_value() == "from-a-mounted-secret"
+    assert "from-a-mounted-secret" not in repr(settings)

@@ -86,6 +86,7 @@ print("off ok")
 """
 
 
+@pytest.mark.integration
 def test_with_otel_unset_no_sdk_is_loaded_and_headers_are_untouched(tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(

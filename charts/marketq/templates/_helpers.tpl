@@ -22,22 +22,44 @@
 {{- printf "%s-%s" (include "marketq.fullname" $root | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" }}
 {{- end }}
 
+{{/* "<fullname>-<suffix>" within 52 characters, for StatefulSets: their pods get a
+     controller-revision-hash label "<name>-<10 characters>" that must fit in 63. */}}
+{{- define "marketq.statefulSetName" -}}
+{{- $root := index . 0 }}
+{{- printf "%s-%s" (include "marketq.fullname" $root | trunc (int (sub 51 (len (index . 1)))) | trimSuffix "-") (index . 1) }}
+{{- end }}
+
 {{/* A queue's Deployment name: underscores are not allowed in object names. */}}
 {{- define "marketq.workerName" -}}
 {{- include "marketq.componentName" (list (index . 0) (printf "worker-%s" (index . 1 | replace "_" "-"))) }}
 {{- end }}
 
 {{/* Labels ------------------------------------------------------------------------ */}}
-{{- define "marketq.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/name: {{ include "marketq.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: marketq
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
+{{/* Labels as a JSON map: the chart's own (and a component's and queue's) first, then
+     `extra` (a component's pod or monitor labels), then commonLabels, each only for keys not
+     set yet, so no key is emitted twice and the selectors' labels cannot be overridden.
+     (dict "root" $ ["component" c] ["queue" q] ["extra" map]) */}}
+{{- define "marketq.labelMap" -}}
+{{- $root := .root }}
+{{- $labels := dict
+  "helm.sh/chart" (printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-")
+  "app.kubernetes.io/name" (include "marketq.name" $root)
+  "app.kubernetes.io/instance" $root.Release.Name
+  "app.kubernetes.io/version" $root.Chart.AppVersion
+  "app.kubernetes.io/managed-by" $root.Release.Service
+  "app.kubernetes.io/part-of" "marketq" }}
+{{- with .component }}{{ $_ := set $labels "app.kubernetes.io/component" . }}{{ end }}
+{{- with .queue }}{{ $_ := set $labels "marketq.io/queue" . }}{{ end }}
+{{- range $more := list (.extra | default dict) ($root.Values.commonLabels | default dict) }}
+{{- range $key, $value := $more }}
+{{- if not (hasKey $labels $key) }}{{ $_ := set $labels $key (toString $value) }}{{ end }}
 {{- end }}
+{{- end }}
+{{- toJson $labels }}
+{{- end }}
+
+{{- define "marketq.labels" -}}
+{{ include "marketq.labelMap" (dict "root" .) | fromJson | toYaml }}
 {{- end }}
 
 {{- define "marketq.selectorLabels" -}}
@@ -45,13 +67,9 @@ app.kubernetes.io/name: {{ include "marketq.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Labels of one component: (dict "root" $ "component" "api" ["queue" "daily"]). */}}
+{{/* Labels of one component: (dict "root" $ "component" "api" ["queue" "daily"] ["extra" map]). */}}
 {{- define "marketq.componentLabels" -}}
-{{ include "marketq.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
-{{- with .queue }}
-marketq.io/queue: {{ . }}
-{{- end }}
+{{ include "marketq.labelMap" . | fromJson | toYaml }}
 {{- end }}
 
 {{- define "marketq.componentSelectorLabels" -}}
@@ -100,6 +118,8 @@ seccompProfile:
 {{- $v := . }}
 {{- if kindIs "slice" $v }}
 {{- join "," $v }}
+{{- else if kindIs "map" $v }}
+{{- toJson $v }}
 {{- else if and (kindIs "float64" $v) (eq (floor $v) $v) }}
 {{- printf "%d" (int64 $v) }}
 {{- else }}
@@ -140,8 +160,12 @@ seccompProfile:
 {{- end }}
 
 {{/* Secrets and stores --------------------------------------------------------------- */}}
+{{/* Where the app reads each URL: an existing Secret, the bundled store's own Secret (it
+     holds the URL next to the password), or the Secret the chart writes from a url value. */}}
 {{- define "marketq.redisSecretName" -}}
-{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecret }}{{ else }}{{ include "marketq.componentName" (list . "redis-url") }}{{ end }}
+{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecret }}
+{{- else if include "marketq.redisBundled" . }}{{ include "marketq.bundledRedisName" . }}
+{{- else }}{{ include "marketq.componentName" (list . "redis-url") }}{{ end }}
 {{- end }}
 
 {{- define "marketq.redisSecretKey" -}}
@@ -149,15 +173,33 @@ seccompProfile:
 {{- end }}
 
 {{- define "marketq.databaseSecretName" -}}
-{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecret }}{{ else }}{{ include "marketq.componentName" (list . "database-url") }}{{ end }}
+{{- if .Values.database.existingSecret }}{{ .Values.database.existingSecret }}
+{{- else if include "marketq.databaseBundled" . }}{{ include "marketq.bundledDatabaseName" . }}
+{{- else }}{{ include "marketq.componentName" (list . "database-url") }}{{ end }}
 {{- end }}
 
 {{- define "marketq.databaseSecretKey" -}}
 {{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}url{{ end }}
 {{- end }}
 
+{{/* Metadata of a Secret holding generated material: (dict "root" $ "component" c
+     "generated" bool). A generated Secret is a pre-install hook: Helm renders it into the
+     cluster once, at install, and never again on upgrade; Argo CD creates a named hook
+     once. Renders without cluster access (GitOps, helm template) therefore never change a
+     password the stores and pods already use. Helm's default delete policy
+     (before-hook-creation) replaces it only at the next install of the release. */}}
+{{- define "marketq.secretMetadata" -}}
+labels:
+  {{- include "marketq.componentLabels" (dict "root" .root "component" .component "extra" (ternary (dict "marketq.io/generated" "true") dict .generated)) | nindent 2 }}
+{{- if .generated }}
+annotations:
+  helm.sh/hook: pre-install
+  helm.sh/hook-weight: "-20"
+{{- end }}
+{{- end }}
+
 {{- define "marketq.bundledRedisName" -}}
-{{- include "marketq.componentName" (list . "redis") }}
+{{- include "marketq.statefulSetName" (list . "redis") }}
 {{- end }}
 
 {{/* A random secret made once per render and kept across upgrades: the value in the
@@ -182,6 +224,20 @@ seccompProfile:
 {{- end }}
 {{- end }}
 {{- get $memo $id }}
+{{- end }}
+
+{{/* True when the chart makes up the bundled Redis password (no value given). */}}
+{{- define "marketq.redisPasswordGenerated" -}}
+{{- if and (include "marketq.redisBundled" .) (not .Values.redis.bundled.password) }}true{{ end }}
+{{- end }}
+
+{{- define "marketq.databasePasswordGenerated" -}}
+{{- if and (include "marketq.databaseBundled" .) (not .Values.database.bundled.password) }}true{{ end }}
+{{- end }}
+
+{{/* The bundled Redis URL (password included) the app reads from the store's Secret. */}}
+{{- define "marketq.bundledRedisUrl" -}}
+{{- printf "redis://:%s@%s:6379/0" (include "marketq.bundledRedisPassword" . | urlquery) (include "marketq.bundledRedisName" .) }}
 {{- end }}
 
 {{/* The bundled Redis password: the value, else generated. */}}
@@ -230,6 +286,20 @@ seccompProfile:
 - name: MARKETQ_REDIS_TLS_CA_FILE
   value: /etc/marketq/redis-ca/ca.crt
 {{- end }}
+{{- with .Values.redis.sentinel }}
+{{- if .enabled }}
+- name: MARKETQ_REDIS_SENTINEL_MASTER
+  value: {{ .masterName | quote }}
+{{- if .tls }}
+- name: MARKETQ_REDIS_SENTINEL_TLS
+  value: "true"
+{{- end }}
+{{- if .existingSecret }}
+- name: MARKETQ_REDIS_SENTINEL_PASSWORD_FILE
+  value: /etc/marketq/secrets/redis-sentinel/password
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
@@ -253,6 +323,11 @@ seccompProfile:
 {{- if .Values.redis.tls.caSecret }}
 - name: redis-ca
   mountPath: /etc/marketq/redis-ca
+  readOnly: true
+{{- end }}
+{{- if and .Values.redis.sentinel.enabled .Values.redis.sentinel.existingSecret }}
+- name: redis-sentinel-password
+  mountPath: /etc/marketq/secrets/redis-sentinel
   readOnly: true
 {{- end }}
 {{- end }}
@@ -280,16 +355,32 @@ seccompProfile:
       - key: {{ .Values.redis.tls.caKey }}
         path: ca.crt
 {{- end }}
+{{- if and .Values.redis.sentinel.enabled .Values.redis.sentinel.existingSecret }}
+- name: redis-sentinel-password
+  secret:
+    secretName: {{ .Values.redis.sentinel.existingSecret }}
+    items:
+      - key: {{ .Values.redis.sentinel.existingSecretKey }}
+        path: password
+{{- end }}
 {{- end }}
 
-{{/* Checksums of what the pods read, so a change rolls them. */}}
+{{/* Checksums of what a pod reads, so a change rolls exactly the pods that read it:
+     (dict "root" $ "reads" (list "config" "redis" "database" ["api-keys"] ["schedule"])).
+     They hash the values a Secret is made from, never generated material (that would roll
+     every pod on each render without cluster access). */}}
 {{- define "marketq.checksums" -}}
-checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+{{- $root := .root }}
+{{- $v := $root.Values }}
+{{- $inputs := dict
+  "config" (include (print $root.Template.BasePath "/configmap.yaml") $root)
+  "redis" (toJson (list $v.redis.url $v.redis.existingSecret $v.redis.existingSecretKey $v.redis.tls $v.redis.sentinel (include "marketq.redisBundled" $root) ($v.redis.bundled.password | sha256sum)))
+  "database" (toJson (list $v.database.url $v.database.existingSecret $v.database.existingSecretKey (include "marketq.databaseBundled" $root) ($v.database.bundled.password | sha256sum)))
+  "api-keys" (toJson (list $v.api.auth (include "marketq.generatesTestKey" $root) $v.tests.apiKeySecret))
+  "schedule" (include (print $root.Template.BasePath "/schedule-configmap.yaml") $root) }}
+{{- range $what := .reads }}
+checksum/{{ $what }}: {{ index $inputs $what | sha256sum }}
 {{- end }}
-
-{{- define "marketq.scheduleChecksum" -}}
-checksum/schedule: {{ include (print .Template.BasePath "/schedule-configmap.yaml") . | sha256sum }}
 {{- end }}
 
 {{/* A probe: (dict "spec" <values> "path" "/livez" "port" "http"). */}}
@@ -304,7 +395,7 @@ httpGet:
 {{- end }}
 {{- end }}
 
-{{/* Scheduling: (dict "root" $ "pod" <pod values> "component" "api" ["queue" q]). */}}
+{{/* Scheduling and pod-level extras: (dict "root" $ "pod" <pod values> "component" "api" ["queue" q]). */}}
 {{- define "marketq.scheduling" -}}
 {{- $pod := .pod | default dict }}
 {{- with $pod.nodeSelector }}
@@ -321,6 +412,14 @@ affinity:
 {{- end }}
 {{- with $pod.priorityClassName }}
 priorityClassName: {{ . }}
+{{- end }}
+{{- with $pod.hostAliases }}
+hostAliases:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $pod.initContainers }}
+initContainers:
+  {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- if hasKey $pod "topologySpreadConstraints" }}
 {{- with $pod.topologySpreadConstraints }}
@@ -368,10 +467,27 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
-{{/* Longest hard time limit of each queue's jobs in the catalog (libs/common catalog.py;
-     tests/chart checks this copy against it). */}}
+{{/* Longest hard time limit of each queue's jobs in the catalog: files/ is generated
+     from libs/common's catalog by scripts/chart_values_docs.py (tests/chart fails when
+     stale). */}}
 {{- define "marketq.catalogTimeLimits" -}}
-{"market_hours": 280, "daily": 660, "periodic": 660, "default": 900}
+{{- .Files.Get "files/catalog-time-limits.json" }}
+{{- end }}
+
+{{/* A queue's shutdown: its longest hard time limit (the catalog's, under the queue's
+     cap), the soft shutdown that covers it and the grace period above that. JSON
+     {"hard", "soft", "grace"}: (list $ queue <worker values>). */}}
+{{- define "marketq.workerShutdown" -}}
+{{- $root := index . 0 }}
+{{- $w := index . 2 }}
+{{- $catalog := include "marketq.catalogTimeLimits" $root | fromJson }}
+{{- $hard := index $catalog (index . 1) | default 0 | int }}
+{{- if and (not (kindIs "invalid" $w.maxTimeLimitSeconds)) (lt ($w.maxTimeLimitSeconds | int) $hard) }}{{ $hard = $w.maxTimeLimitSeconds | int }}{{ end }}
+{{- $soft := $hard }}
+{{- if not (kindIs "invalid" $w.softShutdownSeconds) }}{{ $soft = $w.softShutdownSeconds | int }}{{ end }}
+{{- $grace := add $soft 30 }}
+{{- if not (kindIs "invalid" $w.terminationGracePeriodSeconds) }}{{ $grace = $w.terminationGracePeriodSeconds | int }}{{ end }}
+{{- dict "hard" $hard "soft" $soft "grace" $grace | toJson }}
 {{- end }}
 
 {{/* True when a queue gets the plain CPU HPA: asked for, or KEDA asked for on a cluster
@@ -385,7 +501,28 @@ topologySpreadConstraints:
 {{/* Where Redis and the database come from: an existing Secret, else a URL value, else
      the bundled evaluation server; empty when none (validate.yaml fails then). */}}
 {{- define "marketq.redisSource" -}}
-{{- if .Values.redis.existingSecret }}secret{{ else if .Values.redis.url }}url{{ else if .Values.redis.bundled.enabled }}bundled{{ end }}
+{{- if .Values.redis.existingSecret }}secret{{ else if .Values.redis.url }}url{{ else if .Values.redis.sentinel.enabled }}sentinel{{ else if .Values.redis.bundled.enabled }}bundled{{ end }}
+{{- end }}
+
+{{/* The sentinel:// URL built from redis.sentinel (no master password: give one in
+     redis.url or redis.existingSecret): the first sentinel carries the database, as kombu
+     and Celery read it from there; every sentinel its port (their defaults differ). */}}
+{{- define "marketq.sentinelUrl" -}}
+{{- $s := .Values.redis.sentinel }}
+{{- $parts := list }}
+{{- range $i, $host := $s.hosts }}
+{{- if eq $i 0 }}{{ $parts = append $parts (printf "sentinel://%s:%d/%d" $host ($s.port | int) ($s.databaseIndex | int)) }}
+{{- else }}{{ $parts = append $parts (printf "sentinel://%s:%d" $host ($s.port | int)) }}{{ end }}
+{{- end }}
+{{- join ";" $parts }}
+{{- end }}
+
+{{/* KEDA's redis-sentinel `addresses`: host:port,host:port. */}}
+{{- define "marketq.sentinelAddresses" -}}
+{{- $s := .Values.redis.sentinel }}
+{{- $parts := list }}
+{{- range $host := $s.hosts }}{{ $parts = append $parts (printf "%s:%d" $host ($s.port | int)) }}{{ end }}
+{{- join "," $parts }}
 {{- end }}
 
 {{- define "marketq.redisBundled" -}}
@@ -401,7 +538,7 @@ topologySpreadConstraints:
 {{- end }}
 
 {{- define "marketq.bundledDatabaseName" -}}
-{{- include "marketq.componentName" (list . "postgresql") }}
+{{- include "marketq.statefulSetName" (list . "postgresql") }}
 {{- end }}
 
 {{- define "marketq.bundledDatabasePassword" -}}
@@ -426,5 +563,47 @@ topologySpreadConstraints:
 {{- if .Values.schedule.file }}
 - name: MARKETQ_SCHEDULE_FILE
   value: /etc/marketq/schedule/schedule.yaml
+{{- end }}
+{{- end }}
+
+{{/* Every provider some chain routes to (providers.default, byKind, byJob), as a JSON list. */}}
+{{- define "marketq.routedProviders" -}}
+{{- $names := list }}
+{{- range .Values.providers.default }}{{ $names = append $names . }}{{ end }}
+{{- range $kind, $chain := .Values.providers.byKind }}{{ range $chain }}{{ $names = append $names . }}{{ end }}{{ end }}
+{{- range $job, $chain := .Values.providers.byJob }}{{ range $chain }}{{ $names = append $names . }}{{ end }}{{ end }}
+{{- $names | uniq | toJson }}
+{{- end }}
+
+{{/* Vendor keys of the routed vendors, read from the mounted providers Secret (worker, API). */}}
+{{- define "marketq.providerEnv" -}}
+{{- $routed := include "marketq.routedProviders" . | fromJsonArray }}
+{{- if has "alphavantage" $routed }}
+- name: MARKETQ_ALPHAVANTAGE_API_KEY_FILE
+  value: /etc/marketq/secrets/providers/alphavantage-api-key
+{{- end }}
+{{- if has "fred" $routed }}
+- name: MARKETQ_FRED_API_KEY_FILE
+  value: /etc/marketq/secrets/providers/fred-api-key
+{{- end }}
+{{- if has "finnhub" $routed }}
+- name: MARKETQ_FINNHUB_API_KEY_FILE
+  value: /etc/marketq/secrets/providers/finnhub-api-key
+{{- end }}
+{{- end }}
+
+{{- define "marketq.providerVolumeMounts" -}}
+{{- if .Values.providers.existingSecret }}
+- name: provider-keys
+  mountPath: /etc/marketq/secrets/providers
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "marketq.providerVolumes" -}}
+{{- if .Values.providers.existingSecret }}
+- name: provider-keys
+  secret:
+    secretName: {{ .Values.providers.existingSecret }}
 {{- end }}
 {{- end }}

@@ -9,7 +9,7 @@ derived from it. Adding a job means adding an entry here and an implementation i
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from marketq.common import params as p
@@ -18,21 +18,25 @@ from marketq.common.queues import Queue
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """When a job runs by itself. Cron fields are in the exchange's time zone."""
+    """When a job runs by itself. Cron fields are in the exchange's time zone.
 
-    cron: str | None = None
-    after: str | None = None  # run as a chain link after this job succeeds
+    A job's ``schedule`` is its entry named after it; ``extra_schedules`` are further
+    entries of the same job, each with its own ``name`` (possibly shipped disabled, as an
+    option a schedule edit turns on), ``params`` and market-hours gate.
+    """
+
+    cron: str
     trading_days_only: bool = False
+    name: str | None = None  # the entry's name; the job's own for its main schedule
+    enabled: bool = True
+    market_hours_only: bool | None = None  # None: the job's own market_hours_only
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if (self.cron is None) == (self.after is None):
-            raise ValueError("a schedule is either a cron expression or 'after <job>'")
-        if self.cron is not None and len(self.cron.split()) != 5:
+        if len(self.cron.split()) != 5:
             raise ValueError(f"cron {self.cron!r} must have five fields")
 
     def describe(self) -> str:
-        if self.after:
-            return f"after {self.after}"
         suffix = " on trading days" if self.trading_days_only else ""
         return f"cron {self.cron}{suffix}"
 
@@ -61,8 +65,11 @@ class JobSpec:
     expires_seconds: int | None = None  # drop a message still queued after this long
     any_queue: bool = False  # may be sent to any queue (probes)
     example: Mapping[str, Any] = field(default_factory=dict)  # valid params, for docs/tests
+    extra_schedules: tuple[Schedule, ...] = ()  # further named entries of this job
 
     def __post_init__(self) -> None:
+        if any(extra.name is None for extra in self.extra_schedules):
+            raise ValueError(f"{self.name}: every extra schedule needs a name")
         if not 0 < self.soft_time_limit < self.time_limit:
             raise ValueError(f"{self.name}: need 0 < soft_time_limit < time_limit")
         if self.market_hours_only and self.queue is not Queue.MARKET_HOURS:
@@ -85,6 +92,16 @@ _JOBS: tuple[JobSpec, ...] = (
         retry=_FAST,
         expires_seconds=120,
         example={"symbols": ["AAPL", "MSFT"]},
+        extra_schedules=(
+            # Pre-market and after-hours quotes: every 30 minutes from 06:00 to 20:00 on
+            # every session's date, whatever the regular hours (early closes included).
+            Schedule(
+                name="quotes_extended",
+                cron="*/30 6-19 * * *",
+                trading_days_only=True,
+                market_hours_only=False,
+            ),
+        ),
     ),
     JobSpec(
         name="options_chain",
@@ -99,13 +116,25 @@ _JOBS: tuple[JobSpec, ...] = (
         expires_seconds=600,
         example={"symbols": ["AAPL"], "expirations": 2, "strikes_per_side": 5},
     ),
+    JobSpec(
+        name="portfolio_intraday",
+        queue=Queue.MARKET_HOURS,
+        params=p.PortfolioIntradayParams,
+        description="Every portfolio valued at the latest quotes, hourly while the market is open.",
+        schedule=Schedule(cron="0 * * * *"),
+        market_hours_only=True,
+        soft_time_limit=240,
+        time_limit=280,
+        retry=_FAST,
+        expires_seconds=1800,
+        example={"portfolio_ids": [1]},
+    ),
     # --- daily: after the close ------------------------------------------------------
     JobSpec(
         name="historical_prices",
         queue=Queue.DAILY,
         params=p.HistoricalPricesParams,
-        description="End-of-day OHLCV bars.",
-        schedule=Schedule(cron="30 17 * * *", trading_days_only=True),
+        description="End-of-day OHLCV bars (scheduled as the first step of end_of_day).",
         soft_time_limit=600,
         time_limit=660,
         example={"symbols": ["AAPL"], "lookback_days": 10},
@@ -115,7 +144,6 @@ _JOBS: tuple[JobSpec, ...] = (
         queue=Queue.DAILY,
         params=p.TechnicalIndicatorsParams,
         description="SMA, EMA, RSI, MACD and Bollinger bands from the stored daily bars.",
-        schedule=Schedule(after="historical_prices"),
         soft_time_limit=600,
         time_limit=660,
         example={"symbols": ["AAPL"]},
@@ -125,7 +153,6 @@ _JOBS: tuple[JobSpec, ...] = (
         queue=Queue.DAILY,
         params=p.TradingSignalsParams,
         description="Buy/sell signals derived from the technical indicators.",
-        schedule=Schedule(after="technical_indicators"),
         soft_time_limit=300,
         time_limit=360,
         example={"symbols": ["AAPL"]},
@@ -180,6 +207,70 @@ _JOBS: tuple[JobSpec, ...] = (
         soft_time_limit=600,
         time_limit=660,
         example={"series": ["CPI", "UNRATE"], "lookback_days": 365},
+    ),
+    # --- daily: the research workflow, run by the research_daily pipeline -------------
+    # (on the daily queue: docs/design.md#research-queue)
+    JobSpec(
+        name="rebuild_universe",
+        queue=Queue.DAILY,
+        params=p.RebuildUniverseParams,
+        description="Research universe: the most liquid symbols over a price floor with "
+        "enough stored history.",
+        soft_time_limit=300,
+        time_limit=360,
+        example={"size": 10, "min_history_days": 60},
+    ),
+    JobSpec(
+        name="build_features",
+        queue=Queue.DAILY,
+        params=p.BuildFeaturesParams,
+        description="Return, volatility, trend, RSI and volume features per symbol and day.",
+        soft_time_limit=600,
+        time_limit=660,
+        example={"symbols": ["AAPL"]},
+    ),
+    JobSpec(
+        name="train_and_predict",
+        queue=Queue.DAILY,
+        params=p.TrainAndPredictParams,
+        description="Ridge regression trained walk-forward; stores next-day return "
+        "predictions, the fitted parameters and out-of-sample metrics.",
+        soft_time_limit=1200,
+        time_limit=1260,
+        retry=RetryPolicy(max_retries=1),
+        example={"symbols": ["AAPL", "MSFT"], "test_days": 20},
+    ),
+    JobSpec(
+        name="run_backtest",
+        queue=Queue.DAILY,
+        params=p.RunBacktestParams,
+        description="Walk-forward backtest of the predictions with transaction costs: "
+        "CAGR, volatility, Sharpe, drawdown, hit rate, turnover and the equity curve.",
+        soft_time_limit=600,
+        time_limit=660,
+        retry=RetryPolicy(max_retries=1),
+        example={"top_n": 2, "cost_bps": 5},
+    ),
+    JobSpec(
+        name="generate_trades",
+        queue=Queue.DAILY,
+        params=p.GenerateTradesParams,
+        description="Proposed orders towards the top predictions, within position limits "
+        "and the cash available.",
+        soft_time_limit=300,
+        time_limit=360,
+        example={"portfolio": "research", "top_n": 2},
+    ),
+    JobSpec(
+        name="sync_broker",
+        queue=Queue.DAILY,
+        params=p.SyncBrokerParams,
+        description="Reconcile positions and cash with the broker; sends proposed orders "
+        "only when MARKETQ_TRADING_SEND_ORDERS is on.",
+        soft_time_limit=300,
+        time_limit=360,
+        retry=RetryPolicy(max_retries=2, backoff_seconds=30),
+        example={"portfolio": "research"},
     ),
     # --- periodic: through the day, every day -----------------------------------
     JobSpec(
@@ -239,11 +330,40 @@ _JOBS: tuple[JobSpec, ...] = (
         name="cleanup",
         queue=Queue.PERIODIC,
         params=p.CleanupParams,
-        description="Prune the run ledger and expired data (quotes, news).",
+        description="Prune the run ledger, expired data (quotes, news, signals) and old "
+        "import records; daily, or weekly on Sunday (entry cleanup_weekly).",
         schedule=Schedule(cron="15 3 * * *"),
         soft_time_limit=600,
         time_limit=660,
         example={"dry_run": True},
+        extra_schedules=(
+            # The weekly option: enable it and disable "cleanup" by schedule edit.
+            Schedule(name="cleanup_weekly", cron="15 3 * * 0", enabled=False),
+        ),
+    ),
+    JobSpec(
+        name="start_pipeline",
+        queue=Queue.PERIODIC,
+        params=p.StartPipelineParams,
+        description="Start a pipeline run; what a pipeline's schedule entry fires "
+        "(docs/pipelines.md).",
+        soft_time_limit=60,
+        time_limit=90,
+        retry=_FAST,
+        example={"pipeline": "end_of_day", "params": {"symbols": ["AAPL"]}},
+    ),
+    JobSpec(
+        name="advance_pipelines",
+        queue=Queue.PERIODIC,
+        params=p.AdvancePipelinesParams,
+        description="Advance every unfinished pipeline run whose step ended without the "
+        "worker advancing it (a crash between the two).",
+        schedule=Schedule(cron="* * * * *"),
+        soft_time_limit=50,
+        time_limit=58,
+        retry=RetryPolicy(max_retries=0),
+        expires_seconds=55,
+        example={},
     ),
     # --- default: on demand -----------------------------------------------------------
     JobSpec(
@@ -253,7 +373,8 @@ _JOBS: tuple[JobSpec, ...] = (
         description="Round trip through a queue and the database; may be sent to any queue.",
         soft_time_limit=150,
         time_limit=180,
-        retry=RetryPolicy(max_retries=0),
+        # One retry: a probe whose pool process was killed says nothing about the path.
+        retry=RetryPolicy(max_retries=1, backoff_seconds=1, backoff_max_seconds=1),
         any_queue=True,
         example={"sleep_seconds": 0},
     ),
@@ -261,7 +382,8 @@ _JOBS: tuple[JobSpec, ...] = (
         name="data_import",
         queue=Queue.DEFAULT,
         params=p.DataImportParams,
-        description="Import a CSV of daily bars or portfolio positions; all rows or none.",
+        description="Import a CSV or .xlsx of daily bars or portfolio positions; all rows "
+        "or none (validate_only: check and report, write nothing).",
         soft_time_limit=840,
         time_limit=900,
         retry=RetryPolicy(max_retries=1),
@@ -272,6 +394,29 @@ _JOBS: tuple[JobSpec, ...] = (
                 "AAPL,2026-11-20,190.1,192.5,189.7,191.9,51234000\n"
             ),
         },
+    ),
+    JobSpec(
+        name="portfolio_performance",
+        queue=Queue.DEFAULT,
+        params=p.PortfolioPerformanceParams,
+        description="Time-weighted return, P&L, volatility, max drawdown and return "
+        "relative to a benchmark index, over N days or a date range.",
+        soft_time_limit=300,
+        time_limit=360,
+        example={"portfolio_id": 1, "days": 90},
+    ),
+    JobSpec(
+        name="deliver_webhook",
+        queue=Queue.DEFAULT,
+        params=p.DeliverWebhookParams,
+        description="POST one signed completion event to its subscriber; retried with "
+        "backoff until MARKETQ_WEBHOOK_RETRY_SECONDS (docs/webhooks.md).",
+        soft_time_limit=60,
+        time_limit=90,
+        # Backoff 5 s doubling to 10 minutes: 20 attempts outlast the default hour; the
+        # job itself gives up once the configured time has passed.
+        retry=RetryPolicy(max_retries=20, backoff_seconds=5, backoff_max_seconds=600),
+        example={"event_id": "00000000-0000-5000-8000-000000000000"},
     ),
     JobSpec(
         name="portfolio_report",
@@ -296,9 +441,9 @@ class Catalog(Mapping[str, JobSpec]):
         self._jobs = {job.name: job for job in jobs}
         if len(self._jobs) != len(jobs):
             raise ValueError("duplicate job name in the catalog")
-        for job in jobs:
-            if job.schedule and job.schedule.after and job.schedule.after not in self._jobs:
-                raise ValueError(f"{job.name} runs after unknown job {job.schedule.after}")
+        names = [schedule.name for _job, schedule in self.default_schedules()]
+        if len(set(names)) != len(names):
+            raise ValueError("duplicate schedule entry name in the catalog")
 
     def __getitem__(self, name: str) -> JobSpec:
         try:
@@ -321,6 +466,15 @@ class Catalog(Mapping[str, JobSpec]):
 
     def scheduled(self) -> list[JobSpec]:
         return [job for job in self._jobs.values() if job.schedule is not None]
+
+    def default_schedules(self) -> list[tuple[JobSpec, Schedule]]:
+        """Every shipped schedule entry (main and extra) with its job; each ``name`` set."""
+        found: list[tuple[JobSpec, Schedule]] = []
+        for job in self._jobs.values():
+            if job.schedule is not None:
+                found.append((job, replace(job.schedule, name=job.name)))
+            found.extend((job, extra) for extra in job.extra_schedules)
+        return found
 
 
 CATALOG = Catalog(_JOBS)

@@ -18,14 +18,15 @@ from prometheus_client import Counter
 
 from marketq.common.catalog import CATALOG, Catalog
 
-Source = Literal["api", "beat", "cli", "chain"]
-SOURCES: tuple[Source, ...] = ("api", "beat", "cli", "chain")
+Source = Literal["api", "beat", "cli", "chain", "pipeline", "reconciler"]
+SOURCES: tuple[Source, ...] = ("api", "beat", "cli", "chain", "pipeline", "reconciler")
 
 TASKS_PUBLISHED = Counter(
     "marketq_tasks_published",
     "Runs published to the broker, by queue, catalog job and producer "
-    "(api, beat, cli, chain: a follower published by the worker when its predecessor "
-    "succeeded).",
+    "(api, beat, cli, chain: a Celery link the worker published when its run succeeded; "
+    "pipeline: a pipeline's step; reconciler: a QUEUED run re-published after the broker "
+    "lost its message).",
     ["queue", "job_name", "source"],
 )
 TASK_PUBLISH_ERRORS = Counter(

@@ -13,7 +13,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from marketq.common.catalog import CATALOG
-from marketq.common.settings import PerQueueOptions, QueueOptions, Settings
+from marketq.common.settings import (
+    DEFAULT_VENDOR_QUOTAS,
+    SECRET_FILE_SETTINGS,
+    PerQueueOptions,
+    QueueOptions,
+    Settings,
+    VendorQuota,
+)
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -57,10 +64,13 @@ def render_settings_table() -> str:
             value = getattr(options, field_name)
             shown = "unset" if value is None else f"`{value}`"
             lines.append(f"| `{env}` | {shown} | {field.description or ''} |")
-    secret_files = ", ".join(
-        f"`MARKETQ_{n.upper()}_FILE`"
-        for n in ("redis_url", "broker_url", "result_backend_url", "database_url", "api_keys")
-    )
+    for vendor, quota in DEFAULT_VENDOR_QUOTAS.items():
+        for field_name, field in VendorQuota.model_fields.items():
+            env = f"MARKETQ_QUOTAS__{vendor.upper()}__{field_name.upper()}"
+            value = getattr(quota, field_name)
+            shown = f"`{value:.6g}`" if isinstance(value, float) else f"`{value}`"
+            lines.append(f"| `{env}` | {shown} | {field.description or ''} |")
+    secret_files = ", ".join(f"`MARKETQ_{n.upper()}_FILE`" for n in SECRET_FILE_SETTINGS)
     lines.append(
         f"| {secret_files} | unset | Read the setting of the same name from this file "
         "(a mounted Secret); the plain variable wins when both are set. |"
@@ -76,6 +86,15 @@ def render_jobs_table() -> str:
     ]
     for job in CATALOG.values():
         schedule = job.schedule.describe() if job.schedule else "on demand"
+        for extra in job.extra_schedules:
+            gate = extra.market_hours_only
+            hours = (
+                ""
+                if gate is None or gate == job.market_hours_only
+                else (", market hours only" if gate else ", outside market hours too")
+            )
+            state = "" if extra.enabled else ", shipped disabled"
+            schedule += f"; entry `{extra.name}`: {extra.describe()}{hours}{state}"
         lines.append(
             f"| `{job.name}` | {job.queue.value} | {schedule} | "
             f"{'yes' if job.market_hours_only else 'no'} | "

@@ -7,25 +7,41 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from marketq.api.auth import KeyRing
-from marketq.api.errors import ErrorResponse, install_error_handlers
+from marketq.api.body_limit import BodyLimitMiddleware
+from marketq.api.errors import ErrorResponse, install_error_handlers, require_json_body
 from marketq.api.publisher import RunPublisher
-from marketq.api.routes import health, jobs, market, metrics, queues, runs, schedules, workers
+from marketq.api.routes import (
+    health,
+    jobs,
+    market,
+    metrics,
+    pipelines,
+    providers,
+    queues,
+    runs,
+    schedules,
+    uploads,
+    workers,
+)
 from marketq.api.state import ApiState
 from marketq.common import tracing
 from marketq.common.celery_app import create_celery_app
 from marketq.common.db.engine import get_sessionmaker
 from marketq.common.ledger import Ledger
 from marketq.common.logs import configure_logging
-from marketq.common.schedules import load_schedule_file
+from marketq.common.pipeline_metrics import record_finished
+from marketq.common.pipeline_runs import PipelineEngine
+from marketq.common.redis_client import async_redis_client
+from marketq.common.scheduling.schedules import load_schedule_file
 from marketq.common.settings import Settings, get_settings
 
 DESCRIPTION = """
-Trigger market-data jobs, follow them and cancel them; read the catalog, queues,
-workers and schedules.
+Trigger market-data jobs, follow them and cancel them; start, follow, cancel and retry
+pipeline runs; read the catalog, queues, workers and schedules.
 
 Authenticate with `Authorization: Bearer <api key>`. Scopes: `read` (GET), `trigger`
 (start and cancel runs; implies read), `admin` (everything). Every error has the same
@@ -37,8 +53,12 @@ and nothing was accepted; a 202 means the run's message is in Redis.
 
 def _redis(settings: Settings) -> Redis:
     timeout = settings.api_redis_timeout_seconds
-    return Redis.from_url(
-        settings.effective_broker_url,
+    url = settings.effective_broker_url
+    # The broker's server, or for a sentinel:// URL its current master: the scripts, XADDs
+    # and idempotency keys follow a failover.
+    return async_redis_client(
+        url,
+        settings,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=10,
@@ -61,15 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             redis=redis,
             celery=celery,
-            publisher=RunPublisher(
-                celery,
-                redis,
-                key_prefix=settings.redis_key_prefix,
-                record_ttl=settings.result_expires_seconds,
-            ),
+            publisher=RunPublisher(celery, redis, settings),
             sessions=sessions,
             ledger=Ledger(sessions),
             keys=KeyRing(settings.api_keys),
+            pipelines=PipelineEngine(sessions, celery, settings, on_finished=record_finished),
             schedule_file=schedule_file,
         )
         # Build the exchange calendar now, then move everything start-up made (pandas and
@@ -94,8 +110,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(metrics.RequestMetricsMiddleware)
-    for module in (health, jobs, runs, queues, workers, schedules, market, metrics):
-        app.include_router(module.router)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.api_max_body_bytes,
+        routes={uploads.UPLOAD_PATH: settings.import_max_bytes},
+    )
+    for module in (
+        health,
+        jobs,
+        runs,
+        pipelines,
+        uploads,
+        queues,
+        workers,
+        schedules,
+        market,
+        providers,
+        metrics,
+    ):
+        # Every body is JSON except an upload's, which is the file itself.
+        json_only = [] if module is uploads else [Depends(require_json_body)]
+        app.include_router(module.router, dependencies=json_only)
     return app
 
 

@@ -7,11 +7,16 @@ import os
 import sys
 from collections.abc import Sequence
 
+from marketq.common.settings import get_settings
+
 
 def main(argv: Sequence[str] | None = None) -> None:
+    settings = get_settings()
     parser = argparse.ArgumentParser(prog="marketq-api", description="Serve the marketq API.")
-    parser.add_argument("--host", default=os.environ.get("MARKETQ_API_HOST", "0.0.0.0"))  # noqa: S104
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MARKETQ_API_PORT", "8000")))
+    parser.add_argument("--host", default=settings.api_host, help="default: MARKETQ_API_HOST")
+    parser.add_argument(
+        "--port", type=int, default=settings.api_port, help="default: MARKETQ_API_PORT"
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args(argv)
     command = [

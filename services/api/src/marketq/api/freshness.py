@@ -8,7 +8,7 @@ thread, never on the event loop, and one refresh at a time (concurrent scrapes w
 it). ``marketq_market_open`` is computed on every scrape (a calendar lookup).
 
 The schedule's last-due instant of each enabled entry comes from
-``marketq.common.firing.entry_last_due`` on the effective schedule (catalog, schedule
+``marketq.common.scheduling.firing.entry_last_due`` on the effective schedule (catalog, schedule
 file, runtime edits from Redis): the same clock and calendar gate beat fires with.
 """
 
@@ -29,10 +29,11 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketq.common.calendar import CalendarRangeError, MarketCalendar
-from marketq.common.db.models import DATA_MODELS, RunState, TaskRun
-from marketq.common.firing import entry_last_due
-from marketq.common.schedules import ScheduleEntry
+from marketq.common.db.models import DATA_MODELS, PipelineRun, RunState, TaskRun
+from marketq.common.pipelines import PIPELINES
+from marketq.common.scheduling.calendar import CalendarRangeError, MarketCalendar
+from marketq.common.scheduling.firing import entry_last_due
+from marketq.common.scheduling.schedules import ScheduleEntry
 
 log = logging.getLogger("marketq.api.metrics")
 
@@ -41,6 +42,8 @@ log = logging.getLogger("marketq.api.metrics")
 class LedgerAndData:
     last_success: list[tuple[str, str, float]]  # job, queue, epoch seconds
     datasets: list[tuple[str, float]]  # table, epoch seconds of its newest write
+    # pipeline -> 1 when its newest scheduled run passed its deadline without succeeding
+    overdue_pipelines: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _epoch(value: datetime | None) -> float | None:
@@ -76,16 +79,35 @@ def read_ledger_and_data(sessions: sessionmaker[Session]) -> LedgerAndData:
             for name, raw in session.execute(select(newest.c.dataset, newest.c.newest)).all()
             if (at := _epoch(raw)) is not None
         ]
-    return LedgerAndData(last_success=last_success, datasets=datasets)
+        overdue = [
+            (spec.name, _overdue(session, spec.name))
+            for spec in PIPELINES.values()
+            if spec.schedule is not None and spec.deadline_minutes is not None
+        ]
+    return LedgerAndData(last_success=last_success, datasets=datasets, overdue_pipelines=overdue)
+
+
+def _overdue(session: Session, pipeline: str) -> int:
+    """1 if the pipeline's newest scheduled run is past its deadline and not a success."""
+    newest = session.execute(
+        select(PipelineRun.state, PipelineRun.deadline_at)
+        .where(PipelineRun.pipeline == pipeline, PipelineRun.trigger == "schedule")
+        .order_by(PipelineRun.created_at.desc())
+        .limit(1)
+    ).first()
+    if newest is None or newest.deadline_at is None:
+        return 0
+    late = (_epoch(newest.deadline_at) or 0.0) < datetime.now(UTC).timestamp()
+    return int(late and newest.state != "SUCCESS")
 
 
 def last_due(
     entries: Iterable[ScheduleEntry], now: datetime, calendar: MarketCalendar, tz: ZoneInfo
 ) -> list[tuple[str, str, float]]:
-    """(job, entry, epoch seconds) of every enabled clocked entry with a due instant."""
+    """(job, entry, epoch seconds) of every enabled entry with a due instant."""
     found = []
     for entry in entries:
-        if not entry.enabled or not entry.clocked:
+        if not entry.enabled:
             continue
         try:
             due = entry_last_due(entry, now=now, calendar=calendar, tz=tz)
@@ -188,6 +210,15 @@ class FreshnessCollector(Collector):
             for name, at in data.datasets:
                 newest.add_metric([name], at)
             yield newest
+            overdue = GaugeMetricFamily(
+                "marketq_pipeline_overdue_runs",
+                "1 when the pipeline's newest scheduled run is past its deadline "
+                "(deadline_minutes after its scheduled start) and has not succeeded.",
+                labels=["pipeline"],
+            )
+            for pipeline, value in data.overdue_pipelines:
+                overdue.add_metric([pipeline], value)
+            yield overdue
         if self._snapshot.schedule is not None:
             due = GaugeMetricFamily(
                 "marketq_schedule_last_due_timestamp_seconds",

@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from marketq.api.errors import ErrorBody
 
-# A schema-level ceiling far above any limit the settings allow (the real one is the
-# visibility timeout's, checked by prepare_run) and far below where datetime overflows.
+# A schema-level ceiling far above any limit the settings allow (the real one is half the
+# visibility timeout of the run's queue, checked by prepare_run) and far below where
+# datetime overflows.
 COUNTDOWN_CEILING = 366 * 86_400
 
 RunStateName = Literal[
-    "QUEUED", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"
+    "QUEUED", "RECEIVED", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED", "LOST"
 ]
 
 
@@ -30,6 +31,25 @@ class JobInfo(BaseModel):
     soft_time_limit: int
     time_limit: int
     max_retries: int
+
+
+class NotifyRequest(BaseModel):
+    """Tell a URL when the run ends (docs/webhooks.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        default=None, max_length=2048, description="Receiver; its host must be allowed."
+    )
+    target: str | None = Field(
+        default=None, max_length=64, description="A webhook target configured for the API key."
+    )
+    events: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="End states to announce; all of them if omitted (runs: SUCCESS, "
+        "FAILURE, REVOKED; pipeline runs: SUCCESS, FAILED, REVOKED).",
+    )
 
 
 class RunRequest(BaseModel):
@@ -51,6 +71,9 @@ class RunRequest(BaseModel):
     eta: datetime | None = Field(default=None, description="When to run (with a UTC offset).")
     priority: int | None = Field(default=None, ge=0, le=9, description="0 is the highest.")
     queue: str | None = Field(default=None, description="Another queue (health_check only).")
+    notify: NotifyRequest | None = Field(
+        default=None, description="A webhook to call when the run ends."
+    )
 
 
 class RunAccepted(BaseModel):
@@ -124,3 +147,77 @@ class RunStatus(BaseModel):
 class RunPage(BaseModel):
     runs: list[RunStatus]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+
+
+# --- pipelines --------------------------------------------------------------------------
+
+PipelineStateName = Literal["QUEUED", "RUNNING", "SUCCESS", "FAILED", "REVOKED"]
+StepStateName = Literal["PENDING", "QUEUED", "RUNNING", "SUCCESS", "FAILED", "REVOKED"]
+
+
+class PipelineInfo(BaseModel):
+    name: str
+    description: str
+    steps: list[dict[str, Any]] = Field(description="Each step: name, job, params, after.")
+    schedule: str | None = Field(description="cron (exchange time) or null (on demand).")
+    trading_days_only: bool
+    deadline_minutes: int | None
+    follows: str | None = Field(description="Started when a run of this pipeline succeeds.")
+    accepted_params: list[str] = Field(description="Run params some step takes.")
+
+
+class PipelineRunRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"params": {"symbols": ["AAPL", "MSFT"]}}]},
+    )
+
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Flow into every step whose job takes the field (and does not fix it).",
+    )
+    notify: NotifyRequest | None = Field(
+        default=None, description="A webhook to call when the pipeline run ends."
+    )
+
+
+class PipelineStepStatus(BaseModel):
+    name: str
+    job: str
+    after: list[str]
+    state: StepStateName
+    attempt: int = Field(description="1, then one more per retry of the pipeline run.")
+    run_id: str | None = Field(description="The step's current run (GET /runs/{run_id}).")
+    attempts: int = Field(description="Executions of the current run (its Celery retries).")
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class PipelineRunStatus(BaseModel):
+    pipeline_run_id: str
+    pipeline: str
+    state: PipelineStateName
+    progress: Progress
+    params: dict[str, Any]
+    trigger: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    deadline_at: datetime | None
+    cancel_requested: bool
+    steps: list[PipelineStepStatus]
+    status_url: str
+
+
+class WebhookDeliveryStatus(BaseModel):
+    event_id: str = Field(description="The id receivers deduplicate on (Marketq-Event-Id).")
+    event_type: str
+    url: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketq.api.auth import KeyRing
 from marketq.api.publisher import RunPublisher
 from marketq.common.ledger import Ledger
-from marketq.common.schedules import FileEntry
+from marketq.common.pipeline_runs import PipelineEngine
+from marketq.common.scheduling.schedules import FileEntry
 from marketq.common.settings import Settings
 
 
@@ -27,6 +28,7 @@ class ApiState:
     sessions: sessionmaker[Session]
     ledger: Ledger
     keys: KeyRing
+    pipelines: PipelineEngine
     schedule_file: dict[str, FileEntry] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)

@@ -19,6 +19,12 @@ from marketq.common import tracing
 from marketq.common.celery_app import create_celery_app
 from marketq.common.logs import connect_celery_logging
 from marketq.common.metrics import init_publish_series
+from marketq.common.redis_client import (
+    is_sentinel_url,
+    parse_sentinel_url,
+    redis_tls_options,
+    sentinel_kwargs,
+)
 from marketq.common.settings import Settings, get_settings
 
 log = logging.getLogger("marketq.beat")
@@ -38,9 +44,36 @@ def redbeat_config(settings: Settings) -> dict[str, Any]:
         "beat_max_loop_interval": settings.beat_max_loop_interval_seconds,
         "beat_scheduler": "marketq.beat.scheduler:ExchangeScheduler",
     }
-    if settings.redis_tls_ca_file:
-        config["redbeat_redis_use_ssl"] = {"ssl_ca_certs": settings.redis_tls_ca_file}
+    url = settings.effective_broker_url
+    if is_sentinel_url(url):
+        config.update(_redbeat_sentinel(url, settings, config["redbeat_redis_options"]))
+    tls = redis_tls_options(url, settings)
+    if tls is not None:
+        config["redbeat_redis_use_ssl"] = tls
     return config
+
+
+def _redbeat_sentinel(url: str, settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
+    """RedBeat's own Sentinel form: a ``redis-sentinel://`` URL plus the sentinels,
+    ``service_name`` (the master group) and the master's password in its options; the
+    lock then lives on whichever server is the master (redbeat.schedulers.get_redis)."""
+    parsed = parse_sentinel_url(url)
+    host, port = parsed.sentinels[0]
+    sentinel_options: dict[str, Any] = {
+        **options,
+        "sentinels": list(parsed.sentinels),
+        "service_name": settings.redis_sentinel_master,
+        "sentinel_kwargs": sentinel_kwargs(settings),
+        "db": parsed.db,
+    }
+    if parsed.password is not None:
+        sentinel_options["password"] = parsed.password
+    if parsed.username is not None:
+        sentinel_options["username"] = parsed.username
+    return {
+        "redbeat_redis_url": f"redis-sentinel://{host}:{port}/{parsed.db}",
+        "redbeat_redis_options": sentinel_options,
+    }
 
 
 def create_beat_app(settings: Settings | None = None) -> Celery:

@@ -4,6 +4,10 @@ The process replaces itself with Celery (``os.execv``), so in a container beat i
 and SIGTERM reaches it: beat then releases its lock and the standby (if any) takes over
 at its next poll instead of waiting for the lock to expire.
 
+Before that it checks the exchange calendar reaches ``MARKETQ_BEAT_CALENDAR_MIN_HORIZON_DAYS``
+ahead (``marketq.beat.horizon``): a warning, or a refusal to start with
+``MARKETQ_BEAT_CALENDAR_HORIZON_ACTION=refuse``.
+
 ``MARKETQ_BEAT_ENABLED=false`` turns the scheduler off cleanly: the command says so and
 exits 0 (the chart renders no beat Deployment in that case; ``make up`` starts none).
 """
@@ -14,9 +18,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 
+from marketq.beat.horizon import calendar_horizon_problem
 from marketq.common.logs import celery_quiet_option
-from marketq.common.schedules import effective_entries, load_schedule_file
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.schedules import effective_entries, load_schedule_file
 from marketq.common.settings import Settings, get_settings
 
 BEAT_APP = "marketq.beat.app:app"
@@ -62,6 +69,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         entries = effective_entries(file_entries)
     except ValueError as exc:
         sys.exit(f"marketq-beat: {exc}")
+    problem = calendar_horizon_problem(
+        MarketCalendar(settings.exchange), date.today(), settings.beat_calendar_min_horizon_days
+    )
+    if problem is not None:
+        if settings.beat_calendar_horizon_action == "refuse":
+            sys.exit(f"marketq-beat: refusing to start: {problem}")
+        print(f"marketq-beat: warning: {problem}", file=sys.stderr)
     if args.check:
         print(f"marketq-beat: schedule ok, {len(entries)} entries")
         return

@@ -33,7 +33,7 @@ LOCK_HELD = Gauge(
 )
 ENTRIES = Gauge(
     "marketq_beat_entries",
-    "Schedule entries by state (enabled, disabled, chained: runs after another job).",
+    "Schedule entries by state (enabled, disabled).",
     ["state"],
     registry=REGISTRY,
 )
@@ -46,7 +46,8 @@ FIRES = Counter(
 SKIPPED = Counter(
     "marketq_beat_skipped_total",
     "Fires not published: market_closed, not_trading_day, missed (past the catch-up "
-    "window), duplicate (another beat had claimed it).",
+    "window), duplicate (another beat had claimed it), calendar_out_of_range (the "
+    "exchange calendar ends before the fire).",
     ["job_name", "entry", "reason"],
     registry=REGISTRY,
 )

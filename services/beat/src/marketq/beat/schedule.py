@@ -1,10 +1,10 @@
 """``ExchangeSchedule``: a Celery schedule that reads cron on the exchange's wall clock.
 
 Celery's ``crontab`` evaluates in the app's time zone with its own DST handling; this
-one delegates to ``marketq.common.firing`` (and so to ``marketq.common.cron``'s stated
-DST rules), the same code the API previews with. The schedule answers only "is a raw
-fire due"; the exchange calendar's gate is applied by the scheduler when it fires, so
-every refused fire is counted with its reason.
+one delegates to ``marketq.common.scheduling.firing`` (and so to the stated DST rules of
+``marketq.common.scheduling.cron``), the same code the API previews with. The schedule
+answers only "is a raw fire due"; the exchange calendar's gate is applied by the
+scheduler when it fires, so every refused fire is counted with its reason.
 
 RedBeat stores schedules as JSON in Redis; ``to_json``/``from_json`` give this class its
 own ``__type__`` there.
@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from celery.schedules import BaseSchedule, schedstate
 
-from marketq.common.calendar import MarketCalendar
-from marketq.common.firing import Clock, Verdict, gate
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.firing import Clock, Verdict, gate
 
 JSON_TYPE = "marketq_exchange_schedule"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -4,7 +4,7 @@ RedBeat keeps the schedule (one hash per entry, a sorted set of due times) and a
 Redis. marketq adds, on top:
 
 * **The effective schedule** (catalog, schedule file, runtime edits:
-  ``marketq.common.schedules``) written into RedBeat's entries when this process takes
+  ``marketq.common.scheduling.schedules``) written into RedBeat's entries when this process takes
   the lock and whenever the API bumps the edit counter, checked once per loop.
 * **The lock, held the whole time and polled by the standby** instead of RedBeat's
   blocking acquire at start: the standby's loop keeps running (its liveness stays
@@ -17,10 +17,11 @@ Redis. marketq adds, on top:
   hold the lock (a process resumed after SIGSTOP in the middle of a tick) publish each
   fire once. Claim first, advance after: a beat killed between the two leaves a claimed
   fire that its successor skips instead of losing it or firing it twice.
-* **The calendar gate** (``marketq.common.firing.gate``): market-hours entries fire only
+* **The calendar gate** (``marketq.common.scheduling.firing.gate``): market-hours entries fire only
   inside sessions, trading-day entries only on sessions; every refused fire is counted.
-* **Chains**: an entry's enabled followers ("after <job>") ride along as Celery ``link``
-  signatures, published by the worker when the predecessor succeeds.
+
+Jobs that run one after another are a pipeline (``marketq.common.pipelines``): its entry
+fires ``start_pipeline`` like any other job.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ from redbeat.schedulers import (
 from marketq.beat import observability as obs
 from marketq.beat.schedule import JSON_TYPE, ExchangeSchedule
 from marketq.common import tracing
-from marketq.common.calendar import MarketCalendar
 from marketq.common.catalog import CATALOG
-from marketq.common.chains import ENTRY_HEADER, SCHEDULED_FOR_HEADER, chain_links
-from marketq.common.firing import Verdict
 from marketq.common.publish import PublishError, prepare_run, send_run
-from marketq.common.schedules import (
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.firing import Verdict
+from marketq.common.scheduling.schedules import (
+    ENTRY_HEADER,
+    SCHEDULED_FOR_HEADER,
     EntryPatch,
     ScheduleEntry,
     beat_status_key,
@@ -65,6 +67,9 @@ from marketq.common.schedules import (
     version_key,
 )
 from marketq.common.settings import Settings, get_settings
+
+# The reasons a due fire is not published (DISABLED entries are not evaluated).
+SKIP_VERDICTS = tuple(v for v in Verdict if v not in (Verdict.FIRE, Verdict.DISABLED))
 
 log = logging.getLogger("marketq.beat")
 
@@ -267,8 +272,6 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
         wanted: set[str] = set()
         now = datetime.now(UTC)
         for spec in self._entries.values():
-            if not spec.clocked:
-                continue
             wanted.add(spec.name)
             entry = self._build(spec)
             try:
@@ -295,13 +298,14 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
         if wanted:
             client.sadd(statics, *wanted)
         self._version = version
-        obs.ENTRIES.labels("enabled").set(
-            sum(e.enabled and e.clocked for e in self._entries.values())
-        )
-        obs.ENTRIES.labels("disabled").set(
-            sum(not e.enabled and e.clocked for e in self._entries.values())
-        )
-        obs.ENTRIES.labels("chained").set(sum(not e.clocked for e in self._entries.values()))
+        obs.ENTRIES.labels("enabled").set(sum(e.enabled for e in self._entries.values()))
+        obs.ENTRIES.labels("disabled").set(sum(not e.enabled for e in self._entries.values()))
+        # Every entry's counters exist from 0, so the first fire or skip is an increase
+        # (an alert on increase() never sees a series' first sample as one).
+        for known in self._entries.values():
+            obs.FIRES.labels(known.job, known.name)
+            for verdict in SKIP_VERDICTS:
+                obs.SKIPPED.labels(known.job, known.name, verdict.value)
 
     def _build(self, spec: ScheduleEntry) -> ExchangeEntry:
         job = CATALOG[spec.job]
@@ -391,9 +395,6 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
                     ENTRY_HEADER: entry.name,
                     SCHEDULED_FOR_HEADER: fire.timestamp(),
                 },
-                links=tuple(
-                    chain_links(self.app, self._entries, spec.job, run.params, self.settings)
-                ),
             )
             send_run(self.app, run, source="beat")
         except PublishError as exc:
@@ -427,7 +428,9 @@ class ExchangeScheduler(RedBeatScheduler):  # type: ignore[misc]
     ) -> None:
         if verdict is not Verdict.FIRE:
             obs.SKIPPED.labels(entry.task, entry.name, verdict.value).inc()
-            log.debug("beat: %s not fired at %s: %s", entry.name, fire, verdict.value)
+            # Past the calendar's end every gated fire is skipped: loud, not debug.
+            level = logging.WARNING if verdict is Verdict.CALENDAR_OUT_OF_RANGE else logging.DEBUG
+            log.log(level, "beat: %s not fired at %s: %s", entry.name, fire, verdict.value)
         record = {
             "decision": verdict.value,
             "fire_at": fire.isoformat() if fire else None,

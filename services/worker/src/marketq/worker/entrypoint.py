@@ -65,6 +65,8 @@ def worker_argv(
         argv += ["--max-tasks-per-child", str(options.max_tasks_per_child)]
     if options.max_memory_per_child_kb is not None:
         argv += ["--max-memory-per-child", str(options.max_memory_per_child_kb)]
+    if options.task_events:
+        argv += ["--task-events"]
     return argv
 
 

@@ -33,6 +33,12 @@ TASK_OUTCOMES = Counter(
     "rejected (the task rejected its message), revoked (cancelled or expired).",
     ["queue", "job_name", "outcome"],
 )
+EXECUTIONS_AFTER_END = Counter(
+    "marketq_task_executions_after_end",
+    "Executions that started after their run had already ended (SUCCESS, FAILURE or "
+    "REVOKED): a run executed twice. Delivery is designed to make this 0.",
+    ["queue", "job_name"],
+)
 TASK_FAILURES = Counter(
     "marketq_task_failures",
     "Failed task attempts by exception class name.",
@@ -93,6 +99,10 @@ def _queue_of(request: Any, job_name: str) -> str:
     delivery = getattr(request, "delivery_info", None) or {}
     queue = delivery.get("routing_key")
     return str(queue) if queue else CATALOG[job_name].queue.value
+
+
+def count_execution_after_end(queue: str, job_name: str) -> None:
+    EXECUTIONS_AFTER_END.labels(queue, job_name).inc()
 
 
 def count_outcome(queue: str, job_name: str, outcome: str) -> None:
@@ -196,8 +206,8 @@ def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
 def _on_published(sender: str | None = None, headers: Any = None, **_: Any) -> None:
     """A worker publishes two kinds of message: retries of a run (``Task.retry``, or the
     main process re-sending a run whose pool process died; their ``retries`` header is
-    above 0 and they are not new runs) and the chain followers of a run that succeeded
-    (new runs: ``source="chain"``)."""
+    above 0 and they are not new runs) and the Celery links of a run that succeeded, which
+    a plain Celery client may set (new runs: ``source="chain"``)."""
     if sender is None or sender not in CATALOG:
         return
     if (headers or {}).get("retries"):
@@ -232,3 +242,12 @@ def init_series(queue: str) -> None:
                 _outcomes[count_key] = TASK_OUTCOMES.labels(*count_key)
         _histogram(_runtime, TASK_RUNTIME, queue, spec.name)
         _histogram(_wait, TASK_QUEUE_WAIT, queue, spec.name)
+        EXECUTIONS_AFTER_END.labels(queue, spec.name)
+
+
+WEBHOOK_DELIVERIES = Counter(
+    "marketq_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (2xx), retried (5xx, 429, timeout or "
+    "connection error; tried again), failed (refused URL, other 4xx, or out of time).",
+    ["outcome"],
+)

@@ -8,6 +8,8 @@ the pool exists, and every pool child closes its inherited copy of the listening
   ticks every second, and while the consumer runs the event loop ticks too (a hub timer);
   stale ticks mean a hung process. It never touches Redis: during a broker outage the
   consumer stops (``/readyz`` 503) but the process is healthy and must not be restarted.
+  A consumer that died of an error (Celery's "Unrecoverable error") fails it at once:
+  the process may linger in its shutdown, but it will never consume again.
 - ``/readyz``: 200 only while the consumer consumes the queue (a consumer bootstep after
   the task consumer started; Celery stops it when the broker connection is lost and
   starts it again once reconnected), else 503.
@@ -38,7 +40,9 @@ from marketq.common import probe_server
 from marketq.common.catalog import CATALOG
 from marketq.common.probe_server import PLAIN_TEXT, Answer, Route, metrics_route
 from marketq.common.settings import get_settings
+from marketq.providers import metrics as vendor_metrics
 from marketq.worker import metrics, multiproc
+from marketq.worker.queue_limits import limits_for_delivery
 
 log = logging.getLogger("marketq.worker.http")
 
@@ -54,6 +58,7 @@ class WorkerHealth:
     loop_at: float = field(default_factory=time.monotonic)
     pool: Any = None
     soft_limits: dict[tuple[str, str], float] = field(default_factory=dict)
+    consumer_died: bool = False
 
     def pool_pids(self) -> list[int]:
         processes = getattr(getattr(self.pool, "_pool", None), "_pool", None) or []
@@ -68,6 +73,8 @@ class WorkerHealth:
 
     def liveness(self, limit: float) -> tuple[bool, str]:
         now = time.monotonic()
+        if self.consumer_died:
+            return False, "the consumer stopped on an error and will not consume again"
         if not threading.main_thread().is_alive():
             return False, "main thread exited"
         beat = now - self.heartbeat_at
@@ -214,13 +221,17 @@ class HttpStep(bootsteps.StartStopStep):  # type: ignore[misc]
         health = HEALTH
         health.pool = worker.pool
         health.queues = sorted(worker.app.amqp.queues.consume_from) or ["default"]
+        vendor_metrics.init_vendor_series(get_settings().quotas)
         for queue in health.queues:
             metrics.init_series(queue)
             for name, task in worker.app.tasks.items():
                 if name not in CATALOG:  # Celery's own tasks (celery.chord, ...)
                     continue
+                limits = limits_for_delivery(name, queue)  # a probe on another queue
                 spec = CATALOG[name]
-                if spec.queue.value == queue or spec.any_queue:
+                if limits is not None:
+                    health.soft_limits[(queue, name)] = float(limits[0])
+                elif spec.queue.value == queue:
                     health.soft_limits[(queue, name)] = float(task.soft_time_limit or 0)
         threading.Thread(
             target=_housekeeping, args=(health,), name="worker-heartbeat", daemon=True
@@ -246,6 +257,11 @@ class HttpStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def stop(self, worker: Any) -> None:
         HEALTH.consuming = False
+        # Celery stops the worker with a failure exit code only when a step (the
+        # consumer) raised; a requested shutdown leaves it unset or 0.
+        if getattr(worker, "exitcode", None) not in (None, 0):
+            HEALTH.consumer_died = True
+            log.error("worker: the consumer died; /livez now fails")
 
 
 class ConsumingStep(bootsteps.StartStopStep):  # type: ignore[misc]

@@ -6,12 +6,14 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from marketq.common.calendar import MarketCalendar
 from marketq.common.db.engine import get_sessionmaker
-from marketq.common.ledger import Ledger
-from marketq.common.providers import get_provider
-from marketq.common.providers.base import MarketDataProvider
+from marketq.common.pipeline_metrics import record_finished
+from marketq.common.pipeline_runs import PipelineEngine
+from marketq.common.run_events import EventLog, broker_redis
+from marketq.common.scheduling.calendar import MarketCalendar
 from marketq.common.settings import Settings, get_settings
+from marketq.providers.quota import Quota, quota_from_settings
+from marketq.providers.routing import ProviderRegistry
 
 
 def settings() -> Settings:
@@ -24,8 +26,9 @@ def calendar() -> MarketCalendar:
 
 
 @lru_cache(maxsize=1)
-def provider() -> MarketDataProvider:
-    return get_provider(settings())
+def providers() -> ProviderRegistry:
+    """This process's adapters, shared by every run (connections, caches, price paths)."""
+    return ProviderRegistry(settings(), quota())
 
 
 def sessions() -> sessionmaker[Session]:
@@ -33,5 +36,23 @@ def sessions() -> sessionmaker[Session]:
 
 
 @lru_cache(maxsize=1)
-def ledger() -> Ledger:
-    return Ledger(sessions())
+def quota() -> Quota:
+    """The shared vendor quota every adapter of this process draws from."""
+    return quota_from_settings(settings())
+
+
+@lru_cache(maxsize=1)
+def events() -> EventLog:
+    """This process's appender of run events (a pool child makes its own after the fork:
+    redis-py's connection pool notices the new pid)."""
+    return EventLog(broker_redis(settings()), settings())
+
+
+@lru_cache(maxsize=1)
+def pipelines() -> PipelineEngine:
+    """The pipeline engine on this process's Celery app (the worker's)."""
+    from celery import current_app
+
+    return PipelineEngine(
+        sessions(), current_app._get_current_object(), settings(), on_finished=record_finished
+    )

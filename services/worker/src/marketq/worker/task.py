@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Ignore
 
 from marketq.common.catalog import JobSpec
+from marketq.common.celery_app import max_countdown_seconds
 from marketq.common.publish import (
     ENQUEUED_AT_HEADER,
     InvalidParamsError,
@@ -17,10 +19,16 @@ from marketq.common.publish import (
     revoked_key,
     validate_params,
 )
+from marketq.common.queues import Queue
+from marketq.common.webhooks import notify_key
+from marketq.providers import metrics as vendor_metrics
+from marketq.providers.quota import QuotaDeferredError, deadline_scope
+from marketq.providers.validation import RecordValidator
 from marketq.worker import resources
 from marketq.worker.context import JobContext
 from marketq.worker.errors import PermanentJobError, TransientJobError
-from marketq.worker.metrics import count_outcome
+from marketq.worker.failures import Failure, classify, retry_countdown
+from marketq.worker.metrics import count_execution_after_end, count_outcome
 from marketq.worker.registry import JobFunction, JobResult
 
 log = logging.getLogger("marketq.worker.job")
@@ -35,17 +43,38 @@ class JobTask(Task):  # type: ignore[misc]
 
     Class attributes set per job by ``make_task_class``: the catalog's time limits, retry
     policy and rate limit become Celery's own task options, so the worker enforces them.
+    An exception from the job is classified once (``marketq.worker.failures``): transient
+    ones are retried with the job's backoff (a vendor's Retry-After honoured), permanent
+    ones fail the run at once with their reason.
     """
 
     spec: JobSpec
     implementation: JobFunction
     typing = False  # kwargs are validated against the catalog model instead
-    autoretry_for = (TransientJobError,)
     retry_jitter = True
-    throws = (PermanentJobError, InvalidParamsError)  # expected: logged without traceback
+    # Expected outcomes, logged without a traceback (a transient error that outlived its
+    # retries is re-raised as TransientJobError).
+    throws = (PermanentJobError, TransientJobError, InvalidParamsError)
+    # Vendor calls stop waiting for quota tokens this long before the soft time limit.
+    deadline_margin_seconds = 1.0
+    # Cancels on a lost broker; a probe gets the time limits of the queue it was sent to.
+    Request = "marketq.worker.queue_limits:JobRequest"
+    Strategy = "marketq.worker.delayed:strategy"  # runs not yet due wait in Redis
 
     def run(self, **kwargs: Any) -> JobResult:
-        if self._revoked(self.request.id):
+        if not hasattr(self.request, "marketq_revoked"):  # no prerun handler connected
+            self.record_start(self.request.id, kwargs)
+        revoked, ended_before = self.request.marketq_revoked, self.request.marketq_ended
+        if ended_before:
+            # A second execution of a run that already ended (a redelivery the broker
+            # made): its effect is an idempotent upsert, but it is counted so a duplicate
+            # is visible as a metric and an alert (docs/delivery.md).
+            queue = (self.request.delivery_info or {}).get("routing_key") or self.spec.queue.value
+            log.warning(
+                "run %s (%s) started again after it had ended", self.request.id, self.spec.name
+            )
+            count_execution_after_end(queue, self.spec.name)
+        if revoked:
             # Cancelled while queued: a broadcast revoke only reaches workers that were
             # up at the time, so the canceller also leaves this mark in Redis.
             log.info("run %s was cancelled before it started; discarded", self.request.id)
@@ -69,7 +98,10 @@ class JobTask(Task):  # type: ignore[misc]
             worker=request.hostname,
             as_of=as_of,
             settings=resources.settings(),
-            provider=resources.provider(),
+            provider=resources.providers().for_job(
+                self.spec.name,
+                RecordValidator(resources.calendar().is_trading_day, lambda: datetime.now(UTC)),
+            ),
             calendar=resources.calendar(),
             sessions=resources.sessions(),
             log=logging.LoggerAdapter(
@@ -77,18 +109,101 @@ class JobTask(Task):  # type: ignore[misc]
             ),
             _progress_sink=self._report_progress,
         )
-        return self.implementation(ctx, params)
+        try:
+            with deadline_scope(self._deadline()):
+                return self.implementation(ctx, params)
+        except Exception as exc:
+            self._fail_or_retry(exc)
 
-    def _revoked(self, run_id: str) -> bool:
-        client = self.app.backend.client
-        return bool(client.exists(revoked_key(resources.settings().redis_key_prefix, run_id)))
+    def _deadline(self) -> float | None:
+        """When vendor calls of this attempt must stop waiting (``time.monotonic()``)."""
+        limits = self.request.timelimit or (None, None)
+        soft = limits[1] if len(limits) > 1 and limits[1] else self.soft_time_limit
+        if not soft:
+            return None
+        return time.monotonic() + max(0.0, float(soft) - self.deadline_margin_seconds)
+
+    def _fail_or_retry(self, exc: Exception) -> NoReturn:
+        failure = classify(exc)
+        if failure is None or isinstance(exc, PermanentJobError):
+            raise exc  # a defect keeps its traceback; a job's own reason stays as it was
+        if failure.vendor and not isinstance(exc, QuotaDeferredError | TransientJobError):
+            # An answer the vendor gave (our own quota deferral is counted by the quota).
+            vendor_metrics.count_error(failure.vendor, failure.kind, failure.reason)
+        if failure.transient:
+            raise self._retry(failure) from exc
+        raise PermanentJobError(failure.describe()) from exc
+
+    def _retry(self, failure: Failure) -> Exception:
+        countdown = retry_countdown(
+            retries=self.request.retries,
+            # Celery's own knobs, set from the catalog's retry policy by make_task_class.
+            backoff_seconds=float(self.retry_backoff),
+            backoff_max_seconds=float(self.retry_backoff_max),
+            ceiling_seconds=max_countdown_seconds(resources.settings(), self._queue()),
+            retry_after=failure.retry_after,
+            jitter=self.retry_jitter,
+        )
+        attempt = self.request.retries + 1
+        message = f"{failure.describe()} [attempt {attempt} of {self.max_retries + 1}]"
+        log.warning("run %s: %s; next attempt in %.1f s", self.request.id, message, countdown)
+        # Past max_retries Celery raises the exception given here: the run fails with it.
+        retry: Exception = self.retry(exc=TransientJobError(message), countdown=countdown)
+        return retry
+
+    def _queue(self) -> Queue:
+        """The queue this run was delivered on (a probe may be sent to any queue)."""
+        routing_key = (self.request.delivery_info or {}).get("routing_key")
+        try:
+            return Queue(str(routing_key))
+        except ValueError:
+            return self.spec.queue
+
+    def record_start(self, run_id: str, kwargs: dict[str, Any]) -> None:
+        """Record STARTED and read what earlier parties left about the run, kept on the
+        request: cancelled while queued (``marketq_revoked``), already ended
+        (``marketq_ended``), has webhook subscribers (``marketq_notify``, for its end).
+        Called by the ledger's ``task_prerun`` handler, so STARTED is recorded before
+        anything else of the run happens.
+
+        One round trip on the broker, where the API and the pipeline engine leave the
+        cancel and subscription marks, when the result backend is the same Redis (the
+        default); a second one to the backend for the stored result otherwise. Each
+        Redis round trip is a measurable share of a short run's cost (docs/performance.md)."""
+        settings = resources.settings()
+        events = resources.events()
+        backend = self.app.backend
+        request = self.request
+        pipe = events.client.pipeline(transaction=False)
+        events.add_to(
+            pipe,
+            run_id,
+            "STARTED",
+            job=self.name,
+            queue=(request.delivery_info or {}).get("routing_key"),
+            params=kwargs,
+            worker=request.hostname or "",
+        )
+        pipe.exists(revoked_key(settings.redis_key_prefix, run_id))
+        pipe.exists(notify_key(settings.redis_key_prefix, run_id))
+        meta_key = backend.get_key_for_task(run_id)
+        shared = settings.effective_result_backend_url == settings.effective_broker_url
+        if shared:
+            pipe.get(meta_key)
+        _, revoked, notify, *rest = pipe.execute()
+        meta = rest[0] if shared else backend.client.get(meta_key)
+        ended = False
+        if meta:
+            ended = backend.decode_result(meta).get("status") in states.READY_STATES
+        request.marketq_revoked, request.marketq_ended = bool(revoked), ended
+        request.marketq_notify = bool(notify)
 
     def _report_progress(self, current: int, total: int | None) -> None:
         run_id = self.request.id
         self.update_state(
             task_id=run_id, state="PROGRESS", meta={"current": current, "total": total}
         )
-        resources.ledger().progress(run_id, current, total)
+        resources.events().append(run_id, "PROGRESS", current=current, total=total)
 
 
 def make_task_class(
@@ -103,8 +218,10 @@ def make_task_class(
         "max_retries": spec.retry.max_retries,
         "retry_backoff": spec.retry.backoff_seconds,
         "retry_backoff_max": spec.retry.backoff_max_seconds,
-        # Also the delay before a run whose pool process died is sent again.
-        "default_retry_delay": spec.retry.backoff_seconds,
+        # Celery sends a run whose pool process died (an OOM kill) again after this
+        # delay; nothing about the job failed, so at once. Transient failures back off
+        # through retry_backoff, which does not read it.
+        "default_retry_delay": 0,
         "rate_limit": spec.rate_limit,
         "__doc__": spec.description,
         "__module__": __name__,

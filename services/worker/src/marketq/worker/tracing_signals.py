@@ -6,7 +6,7 @@ does not survive a fork) and flushed in ``worker_process_shutdown``. The task si
 OpenTelemetry's Celery instrumentation: ``task_prerun`` extracts ``traceparent`` from
 ``task.request`` (Celery copies every message header there, whoever published it: the
 API's pipelined publisher, beat, the CLI) and opens a ``run/<job>`` CONSUMER span;
-``task_postrun`` closes it; chain links the task publishes become child spans. When
+``task_postrun`` closes it; Celery links the task publishes become child spans. When
 tracing is off none of this is connected or imported: no per-task work.
 """
 

@@ -2,11 +2,13 @@
 
 The migration scripts ship inside this package (``marketq/common/db/migrations``) and the
 Alembic configuration is built here, so migrations run from an installed wheel with no
-``alembic.ini``: ``marketq db upgrade`` or :func:`upgrade`.
+``alembic.ini``: ``marketq-migrate`` (every image has it; the chart's hook Job runs it),
+``marketq db upgrade`` (the command line) or :func:`upgrade`.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import tempfile
 from pathlib import Path
@@ -37,9 +39,11 @@ __all__ = [
     "current",
     "downgrade",
     "head",
+    "main",
     "render_item",
     "revision",
     "upgrade",
+    "upgrade_report",
 ]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -111,6 +115,32 @@ def context_options(dialect_name: str) -> dict[str, Any]:
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Migrate the database at ``url`` up to ``revision`` (default: the newest)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def upgrade_report(url: str | URL, revision: str = "head") -> str:
+    """Migrate like :func:`upgrade`, and say what changed in one line (password masked)."""
+    before = current(url)
+    upgrade(url, revision)
+    after = current(url)
+    where = make_url(url).render_as_string(hide_password=True)
+    if before == after:
+        return f"up to date: {where} at revision {after}"
+    return f"upgraded {where}: {before or '(empty)'} -> {after}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``marketq-migrate``: migrate MARKETQ_DATABASE_URL (the images' migration command)."""
+    parser = argparse.ArgumentParser(
+        prog="marketq-migrate",
+        description="Migrate the database of MARKETQ_DATABASE_URL (or MARKETQ_DATABASE_URL_FILE) "
+        "to the newest schema.",
+    )
+    parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    args = parser.parse_args(argv)
+    from marketq.common.settings import get_settings
+
+    print(upgrade_report(get_settings().database_url, args.revision), flush=True)
+    return 0
 
 
 def downgrade(url: str | URL, revision: str) -> None:

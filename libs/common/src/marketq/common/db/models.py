@@ -1,6 +1,6 @@
 """The database schema: every table marketq writes, as SQLAlchemy 2 typed models.
 
-Data tables mirror the provider records in :mod:`marketq.common.providers.base` one to one
+Data tables mirror the provider records in :mod:`marketq.providers.base` one to one
 (same column names), so a record maps to a row with ``dataclasses.asdict``. Each has a
 surrogate ``id`` primary key, a *natural key* declared as a named ``UniqueConstraint``
 (see :func:`natural_key`) that every write upserts on, and an ``updated_at`` timestamp that
@@ -39,7 +39,10 @@ from marketq.common.db.types import JSONType, UTCDateTime
 __all__ = [
     "DATA_MODELS",
     "NAMING_CONVENTION",
+    "BacktestEquityRow",
+    "BacktestRow",
     "Base",
+    "BrokerAccount",
     "CompanyInfo",
     "DailyBarRow",
     "DataImport",
@@ -49,18 +52,28 @@ __all__ = [
     "EarningsTranscriptRow",
     "EconomicEventRow",
     "EconomicIndicatorRow",
+    "FeatureRow",
     "FundamentalsRow",
+    "ModelRun",
     "NewsArticleRow",
     "OptionQuoteRow",
+    "PipelineRun",
+    "PipelineStep",
     "Portfolio",
     "PortfolioReport",
     "PortfolioSnapshot",
     "Position",
+    "PredictionRow",
+    "ProposedOrder",
     "QuoteRow",
     "RunState",
     "TaskRun",
     "TechnicalIndicatorRow",
     "TradingSignal",
+    "UniverseMember",
+    "Upload",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "natural_key",
     "natural_key_constraint",
 ]
@@ -118,10 +131,21 @@ class _DataRow:
     updated_at: Mapped[datetime] = mapped_column(index=True, sort_order=100)
 
 
+class _FetchedRow(_DataRow):
+    """A row of market data from a provider: which adapter produced it, and when.
+
+    ``source`` is the provider's name (``synthetic``, ``yahoo``, ``alphavantage``, ...);
+    ``fetched_at`` is when the vendor answered (None for the synthetic provider, whose
+    numbers are computed, not fetched)."""
+
+    source: Mapped[str] = mapped_column(String(32), sort_order=90)
+    fetched_at: Mapped[datetime | None] = mapped_column(sort_order=91)
+
+
 # --- market data --------------------------------------------------------------------
 
 
-class QuoteRow(_DataRow, Base):
+class QuoteRow(_FetchedRow, Base):
     """``providers.base.Quote``: one row per symbol and minute."""
 
     __tablename__ = "quotes"
@@ -130,17 +154,17 @@ class QuoteRow(_DataRow, Base):
     symbol: Mapped[str] = mapped_column(String(_SYMBOL))
     ts: Mapped[datetime]
     price: Mapped[float]
-    bid: Mapped[float]
-    ask: Mapped[float]
-    bid_size: Mapped[int] = mapped_column(BigInteger)
-    ask_size: Mapped[int] = mapped_column(BigInteger)
+    bid: Mapped[float | None]
+    ask: Mapped[float | None]
+    bid_size: Mapped[int | None] = mapped_column(BigInteger)
+    ask_size: Mapped[int | None] = mapped_column(BigInteger)
     volume: Mapped[int] = mapped_column(BigInteger)
     change: Mapped[float]
     change_percent: Mapped[float]
 
 
-class DailyBarRow(_DataRow, Base):
-    """``providers.base.DailyBar`` plus the provider that produced it."""
+class DailyBarRow(_FetchedRow, Base):
+    """``providers.base.DailyBar``."""
 
     __tablename__ = "daily_bars"
     __table_args__ = (natural_key_constraint("daily_bars", "symbol", "day"),)
@@ -153,10 +177,9 @@ class DailyBarRow(_DataRow, Base):
     close: Mapped[float]
     adj_close: Mapped[float]
     volume: Mapped[int] = mapped_column(BigInteger)
-    source: Mapped[str] = mapped_column(String(32))
 
 
-class OptionQuoteRow(_DataRow, Base):
+class OptionQuoteRow(_FetchedRow, Base):
     """``providers.base.OptionContract``: one row per contract and snapshot."""
 
     __tablename__ = "option_quotes"
@@ -180,12 +203,12 @@ class OptionQuoteRow(_DataRow, Base):
     gamma: Mapped[float]
     theta: Mapped[float]
     vega: Mapped[float]
-    open_interest: Mapped[int] = mapped_column(BigInteger)
-    volume: Mapped[int] = mapped_column(BigInteger)
+    open_interest: Mapped[int | None] = mapped_column(BigInteger)
+    volume: Mapped[int | None] = mapped_column(BigInteger)
     underlying_price: Mapped[float]
 
 
-class FundamentalsRow(_DataRow, Base):
+class FundamentalsRow(_FetchedRow, Base):
     """``providers.base.Fundamentals``."""
 
     __tablename__ = "fundamentals"
@@ -199,15 +222,15 @@ class FundamentalsRow(_DataRow, Base):
     period_type: Mapped[str] = mapped_column(String(16))
     revenue: Mapped[float]
     net_income: Mapped[float]
-    eps: Mapped[float]
-    total_assets: Mapped[float]
-    total_liabilities: Mapped[float]
-    shares_outstanding: Mapped[int] = mapped_column(BigInteger)
-    market_cap: Mapped[float]
+    eps: Mapped[float | None]
+    total_assets: Mapped[float | None]
+    total_liabilities: Mapped[float | None]
+    shares_outstanding: Mapped[int | None] = mapped_column(BigInteger)
+    market_cap: Mapped[float | None]
     pe_ratio: Mapped[float | None]
 
 
-class DividendRow(_DataRow, Base):
+class DividendRow(_FetchedRow, Base):
     """``providers.base.Dividend``."""
 
     __tablename__ = "dividends"
@@ -215,14 +238,14 @@ class DividendRow(_DataRow, Base):
 
     symbol: Mapped[str] = mapped_column(String(_SYMBOL))
     ex_date: Mapped[date]
-    record_date: Mapped[date]
-    pay_date: Mapped[date]
-    declared_date: Mapped[date]
+    record_date: Mapped[date | None]
+    pay_date: Mapped[date | None]
+    declared_date: Mapped[date | None]
     amount: Mapped[float]
     currency: Mapped[str] = mapped_column(String(3))
 
 
-class EarningsRow(_DataRow, Base):
+class EarningsRow(_FetchedRow, Base):
     """``providers.base.EarningsReport``."""
 
     __tablename__ = "earnings"
@@ -230,14 +253,14 @@ class EarningsRow(_DataRow, Base):
 
     symbol: Mapped[str] = mapped_column(String(_SYMBOL))
     fiscal_period: Mapped[str] = mapped_column(String(16))
-    report_date: Mapped[date]
-    eps_estimate: Mapped[float]
+    report_date: Mapped[date | None]
+    eps_estimate: Mapped[float | None]
     eps_actual: Mapped[float | None]
-    revenue_estimate: Mapped[float]
+    revenue_estimate: Mapped[float | None]
     revenue_actual: Mapped[float | None]
 
 
-class EarningsCalendarRow(_DataRow, Base):
+class EarningsCalendarRow(_FetchedRow, Base):
     """``providers.base.EarningsCalendarEntry``."""
 
     __tablename__ = "earnings_calendar"
@@ -249,11 +272,11 @@ class EarningsCalendarRow(_DataRow, Base):
     symbol: Mapped[str] = mapped_column(String(_SYMBOL))
     report_date: Mapped[date]
     fiscal_period: Mapped[str] = mapped_column(String(16))
-    time_of_day: Mapped[str] = mapped_column(String(3))
-    eps_estimate: Mapped[float]
+    time_of_day: Mapped[str | None] = mapped_column(String(3))
+    eps_estimate: Mapped[float | None]
 
 
-class EarningsTranscriptRow(_DataRow, Base):
+class EarningsTranscriptRow(_FetchedRow, Base):
     """``providers.base.EarningsTranscript`` plus its word count."""
 
     __tablename__ = "earnings_transcripts"
@@ -266,7 +289,7 @@ class EarningsTranscriptRow(_DataRow, Base):
     word_count: Mapped[int] = mapped_column(Integer)
 
 
-class NewsArticleRow(_DataRow, Base):
+class NewsArticleRow(_FetchedRow, Base):
     """``providers.base.NewsArticle``."""
 
     __tablename__ = "news_articles"
@@ -280,12 +303,12 @@ class NewsArticleRow(_DataRow, Base):
     published_at: Mapped[datetime]
     headline: Mapped[str] = mapped_column(Text)
     summary: Mapped[str] = mapped_column(Text)
-    source: Mapped[str] = mapped_column(String(255))
+    publisher: Mapped[str] = mapped_column(String(255))
     url: Mapped[str] = mapped_column(Text)
-    sentiment: Mapped[float]
+    sentiment: Mapped[float | None]
 
 
-class EconomicIndicatorRow(_DataRow, Base):
+class EconomicIndicatorRow(_FetchedRow, Base):
     """``providers.base.EconomicObservation``."""
 
     __tablename__ = "economic_indicators"
@@ -297,7 +320,7 @@ class EconomicIndicatorRow(_DataRow, Base):
     unit: Mapped[str] = mapped_column(String(64))
 
 
-class EconomicEventRow(_DataRow, Base):
+class EconomicEventRow(_FetchedRow, Base):
     """``providers.base.EconomicEvent``."""
 
     __tablename__ = "economic_events"
@@ -317,7 +340,7 @@ class EconomicEventRow(_DataRow, Base):
     actual: Mapped[float | None]
 
 
-class CompanyInfo(_DataRow, Base):
+class CompanyInfo(_FetchedRow, Base):
     """``providers.base.CompanyProfile``."""
 
     __tablename__ = "company_info"
@@ -329,8 +352,8 @@ class CompanyInfo(_DataRow, Base):
     industry: Mapped[str] = mapped_column(String(128))
     exchange: Mapped[str] = mapped_column(String(32))
     country: Mapped[str] = mapped_column(String(64))
-    currency: Mapped[str] = mapped_column(String(3))
-    employees: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    employees: Mapped[int | None] = mapped_column(BigInteger)
     website: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)
 
@@ -422,6 +445,20 @@ class PortfolioSnapshot(_DataRow, Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
+class PortfolioIntradayValue(_DataRow, Base):
+    """A portfolio valued at the quotes of one instant of a session (hourly)."""
+
+    __tablename__ = "portfolio_intraday_values"
+    __table_args__ = (natural_key_constraint("portfolio_intraday_values", "portfolio_id", "at"),)
+
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    market_value: Mapped[float]
+    day_change: Mapped[float]
+    positions_count: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
 class PortfolioReport(_DataRow, Base):
     __tablename__ = "portfolio_reports"
     __table_args__ = (natural_key_constraint("portfolio_reports", "portfolio_id", "as_of"),)
@@ -450,6 +487,20 @@ class DataImport(_DataRow, Base):
     created_at: Mapped[datetime]
 
 
+class Upload(Base):
+    """A file uploaded for a job (``POST /api/v1/uploads``), referenced by id in the run's
+    params so that no broker message carries it (docs/api.md#limits)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class RunState(enum.StrEnum):
     """States of a run in the ``task_runs`` ledger."""
 
@@ -461,6 +512,7 @@ class RunState(enum.StrEnum):
     SUCCESS = "SUCCESS"
     FAILURE = "FAILURE"
     REVOKED = "REVOKED"
+    LOST = "LOST"  # the reconciler found neither a live worker nor a message for it
 
 
 class TaskRun(Base):
@@ -510,3 +562,229 @@ DATA_MODELS: tuple[type[Base], ...] = (
     TechnicalIndicatorRow,
     TradingSignal,
 )
+
+
+# --- research: universe, features, model, backtest, trades (docs/research.md) ----------
+
+
+class UniverseMember(_DataRow, Base):
+    """A symbol chosen by ``rebuild_universe`` as of a day, ranked by dollar volume."""
+
+    __tablename__ = "universe_members"
+    __table_args__ = (natural_key_constraint("universe_members", "as_of", "symbol"),)
+
+    as_of: Mapped[date]
+    symbol: Mapped[str] = mapped_column(String(_SYMBOL))
+    rank: Mapped[int] = mapped_column(Integer)
+    avg_dollar_volume: Mapped[float]
+    last_close: Mapped[float]
+    history_days: Mapped[int] = mapped_column(Integer)
+
+
+class FeatureRow(_DataRow, Base):
+    """Return and indicator features of one symbol on one day, from stored bars."""
+
+    __tablename__ = "features"
+    __table_args__ = (natural_key_constraint("features", "symbol", "day"),)
+
+    symbol: Mapped[str] = mapped_column(String(_SYMBOL))
+    day: Mapped[date]
+    return_1d: Mapped[float]
+    return_5d: Mapped[float]
+    return_20d: Mapped[float]
+    volatility_20d: Mapped[float]
+    sma_gap_20: Mapped[float]
+    rsi_14: Mapped[float]
+    volume_ratio_20: Mapped[float]
+    next_return_1d: Mapped[float | None]  # the label; NULL until the next bar is stored
+
+
+class ModelRun(_DataRow, Base):
+    """One walk-forward training of a model: its parameters and out-of-sample metrics.
+
+    ``parameters`` holds the fitted coefficients, intercept and scaling of the last fit as
+    plain numbers (never a pickle), enough to recompute every prediction it made."""
+
+    __tablename__ = "model_runs"
+    __table_args__ = (natural_key_constraint("model_runs", "model", "as_of"),)
+
+    model: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date]
+    version: Mapped[str] = mapped_column(String(64))
+    features: Mapped[list[str]] = mapped_column(JSONType)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    train_start: Mapped[date]
+    test_start: Mapped[date]
+    test_end: Mapped[date]
+
+
+class PredictionRow(_DataRow, Base):
+    """A model's out-of-sample prediction of a symbol's next-day return, made on ``day``."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (natural_key_constraint("predictions", "model", "symbol", "day"),)
+
+    model: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(_SYMBOL))
+    day: Mapped[date]
+    predicted_return: Mapped[float]
+    realised_return: Mapped[float | None]
+
+
+class BacktestRow(_DataRow, Base):
+    """A walk-forward backtest of a prediction-driven strategy, with its metrics."""
+
+    __tablename__ = "backtests"
+    __table_args__ = (natural_key_constraint("backtests", "name", "as_of"),)
+
+    name: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date]
+    model: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    start: Mapped[date]
+    end: Mapped[date]
+    periods: Mapped[int] = mapped_column(Integer)
+    cagr: Mapped[float]
+    annual_volatility: Mapped[float]
+    sharpe: Mapped[float]
+    max_drawdown: Mapped[float]
+    hit_rate: Mapped[float]
+    turnover: Mapped[float]
+    final_equity: Mapped[float]
+
+
+class BacktestEquityRow(_DataRow, Base):
+    """The equity curve of a backtest: one row per day (equity starts at 1.0)."""
+
+    __tablename__ = "backtest_equity"
+    __table_args__ = (natural_key_constraint("backtest_equity", "name", "as_of", "day"),)
+
+    name: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date]
+    day: Mapped[date]
+    equity: Mapped[float]
+    net_return: Mapped[float]
+    turnover: Mapped[float]
+
+
+class BrokerAccount(_DataRow, Base):
+    """Cash of a portfolio at a broker (the paper broker's own books; others' last sync)."""
+
+    __tablename__ = "broker_accounts"
+    __table_args__ = (natural_key_constraint("broker_accounts", "portfolio_id", "broker"),)
+
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"))
+    broker: Mapped[str] = mapped_column(String(32))
+    cash: Mapped[float]
+
+
+class ProposedOrder(_DataRow, Base):
+    """An order ``generate_trades`` proposes; ``sync_broker`` sends (if enabled) and tracks it."""
+
+    __tablename__ = "proposed_orders"
+    __table_args__ = (
+        natural_key_constraint("proposed_orders", "portfolio_id", "as_of", "symbol"),
+        CheckConstraint("side IN ('buy', 'sell')", name="side"),
+        CheckConstraint("quantity > 0", name="quantity"),
+    )
+
+    portfolio_id: Mapped[int] = mapped_column(ForeignKey("portfolios.id", ondelete="CASCADE"))
+    as_of: Mapped[date]
+    symbol: Mapped[str] = mapped_column(String(_SYMBOL))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[float]
+    limit_price: Mapped[float]
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # proposed | sent | filled | rejected
+    broker: Mapped[str | None] = mapped_column(String(32))
+    broker_order_id: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- pipelines (docs/pipelines.md) -------------------------------------------------------
+
+
+class PipelineRun(Base):
+    """One run of a pipeline: the parent of its step runs.
+
+    ``state`` and ``steps_done`` are derived from the steps' runs in ``task_runs`` and
+    cached here by every advance (``marketq.common.pipeline_runs``)."""
+
+    __tablename__ = "pipeline_runs"
+    __table_args__ = (Index(None, "pipeline", "created_at"), Index(None, "state"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16))
+    steps_total: Mapped[int] = mapped_column(Integer)
+    steps_done: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(32))  # api | schedule | cli | pipeline
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    deadline_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    outcome_counted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime]
+
+
+class PipelineStep(Base):
+    """A step of a pipeline run and the run (``task_runs.id``) currently executing it."""
+
+    __tablename__ = "pipeline_steps"
+
+    pipeline_run_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    position: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    run_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    published_at: Mapped[datetime | None]
+    # How the current attempt ended, as the worker that ran it (or a cancel) said at once:
+    # the ledger is written from run events a moment later, and advancing must not wait.
+    ended_state: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime]
+
+
+# --- completion webhooks (docs/webhooks.md) -----------------------------------------------
+
+
+class WebhookSubscription(_DataRow, Base):
+    """A URL to tell when a run or pipeline run ends (``notify`` of its request)."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (natural_key_constraint("webhook_subscriptions", "subject_id", "url"),)
+
+    subject_kind: Mapped[str] = mapped_column(String(16))  # run | pipeline_run
+    subject_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[list[str]] = mapped_column(JSONType)
+    api_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event sent (or being sent) to one subscription; ``id`` is the event id."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "subject_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # No foreign key: a delivery stands on its own (url and payload are copied) and
+    # outlives a pruned subscription as a record of what was sent.
+    subscription_id: Mapped[int] = mapped_column(BigIntPK)
+    subject_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

@@ -59,6 +59,7 @@ def upsert(
     *,
     conflict: Sequence[str] | None = None,
     now: datetime | None = None,
+    keep_existing: bool = False,
 ) -> int:
     """Insert ``rows`` into ``model``'s table, updating the rows whose key already exists.
 
@@ -72,6 +73,8 @@ def upsert(
     * ``updated_at`` and ``created_at``, when the table has them and the rows do not supply
       them, are set to ``now`` (default: the current UTC time).
     * Rows repeating a key within the call are collapsed, the last one winning.
+    * ``keep_existing``: insert only the rows whose key is not stored yet; stored rows
+      stay as they are (fills gaps without overriding another writer).
 
     Runs inside the session's transaction; the caller commits. Returns the number of rows
     written (inserted or updated).
@@ -117,6 +120,7 @@ def upsert(
         and name not in keys
         and name not in primary
         and name not in _PRESERVED_ON_UPDATE
+        and not keep_existing
     ]
 
     dialect = session.get_bind().dialect.name

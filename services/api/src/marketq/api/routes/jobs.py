@@ -20,9 +20,7 @@ def job_info(job: JobSpec) -> JobInfo:
         description=job.description,
         params_schema=job.params.model_json_schema(),
         example=dict(job.example),
-        schedule=(f"after {schedule.after}" if schedule.after else schedule.cron)
-        if schedule
-        else None,
+        schedule=schedule.cron if schedule else None,
         trading_days_only=bool(schedule and schedule.trading_days_only),
         market_hours_only=job.market_hours_only,
         soft_time_limit=job.soft_time_limit,

@@ -15,7 +15,7 @@ from marketq.api.access import Read
 from marketq.api.errors import ApiError, ErrorDetail, ErrorResponse
 from marketq.api.routes.runs import ERRORS
 from marketq.api.state import State
-from marketq.common.calendar import CalendarRangeError, MarketCalendar
+from marketq.common.scheduling.calendar import CalendarRangeError, MarketCalendar
 from marketq.common.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["observe"])

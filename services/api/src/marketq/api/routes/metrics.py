@@ -39,10 +39,10 @@ from marketq.api.freshness import FreshnessCache, FreshnessCollector
 from marketq.api.queue_stats import QueueSnapshot, read_queue_stats
 from marketq.api.routes.market import market_calendar
 from marketq.api.state import ApiState, State
-from marketq.common.calendar import MarketCalendar
 from marketq.common.metrics import init_publish_series
 from marketq.common.queues import ALL_QUEUES
-from marketq.common.schedules import ScheduleEntry
+from marketq.common.scheduling.calendar import MarketCalendar
+from marketq.common.scheduling.schedules import ScheduleEntry
 from marketq.common.settings import Settings
 
 log = logging.getLogger("marketq.api")

@@ -5,26 +5,38 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from anyio import to_thread
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import and_, or_, select
 
 from marketq.api.access import Read, Trigger, TriggerCountedBySubmit
-from marketq.api.errors import ApiError, ErrorBody, ErrorDetail, ErrorResponse
-from marketq.api.publisher import IdempotencyClaim, RateLimited
+from marketq.api.auth import Principal
+from marketq.api.errors import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    ErrorBody,
+    ErrorDetail,
+    ErrorResponse,
+)
+from marketq.api.publisher import IdempotencyClaim, Outcome, RateLimited
 from marketq.api.ratelimit import counted, window
 from marketq.api.schemas import (
     BatchRequest,
     BatchResponse,
+    NotifyRequest,
     Progress,
     RunAccepted,
     RunPage,
     RunRequest,
     RunStatus,
+    WebhookDeliveryStatus,
 )
 from marketq.api.state import ApiState, State
 from marketq.common.catalog import UnknownJobError
@@ -32,10 +44,26 @@ from marketq.common.db.models import RunState, TaskRun
 from marketq.common.ledger import FINISHED_STATES
 from marketq.common.publish import (
     InvalidParamsError,
+    MessageTooLargeError,
     PreparedRun,
     PublishError,
     prepare_run,
     revoked_key,
+)
+from marketq.common.run_events import (
+    DETAIL_FIELD,
+    STATE_FIELD,
+    detail,
+    stream_key,
+    terminating_key,
+)
+from marketq.common.webhooks import (
+    Notify,
+    WebhookUrlError,
+    deliveries_of,
+    notify_key,
+    resolve_notify,
+    subscribe,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -44,8 +72,38 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid API key."},
     403: {"model": ErrorResponse, "description": "The key lacks the scope."},
     429: {"model": ErrorResponse, "description": "Rate limited; see Retry-After."},
-    503: {"model": ErrorResponse, "description": "Redis or the database is unavailable."},
+    503: {
+        "model": ErrorResponse,
+        "description": "Redis or the database is unavailable (broker_unavailable: nothing "
+        "was accepted), or Redis timed out after the submit may have run (outcome_unknown: "
+        "retry with the same Idempotency-Key).",
+    },
 }
+OUTCOME_UNKNOWN = (
+    "Redis did not answer in time after the submit was sent: the run may have been "
+    "accepted. Retry with the same Idempotency-Key to get its run id (without one, check "
+    "GET /api/v1/runs before submitting again)."
+)
+
+
+async def _published(call: Awaitable[Outcome]) -> Outcome:
+    """Await a publish script; a timeout is not "nothing was accepted" (the script may have
+    run after the client gave up), so it is its own 503."""
+    try:
+        return await call
+    except MessageTooLargeError as exc:  # found while encoding, before anything was sent
+        raise ApiError(
+            413, "message_too_large", str(exc), [ErrorDetail(field="params", message=str(exc))]
+        ) from None
+    except RedisTimeoutError:
+        raise ApiError(
+            503,
+            "outcome_unknown",
+            OUTCOME_UNKNOWN,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ) from None
+
+
 NOT_STARTED = {RunState.QUEUED, RunState.RECEIVED, RunState.RETRY}
 
 
@@ -76,6 +134,40 @@ def _prepare(state: ApiState, job: str, body: RunRequest) -> PreparedRun:
         raise ApiError(
             422, "invalid_request", str(exc), [ErrorDetail(field=exc.field, message=str(exc))]
         ) from None
+
+
+def resolve_notify_request(
+    state: ApiState, principal: Principal, notify: NotifyRequest | None, kind: str
+) -> Notify | None:
+    """The request's webhook subscription, validated; 422 naming the field otherwise."""
+    if notify is None:
+        return None
+    key = next((k for k in state.settings.api_keys if k.name == principal.name), None)
+    try:
+        return resolve_notify(notify.model_dump(exclude_none=True), key, state.settings, kind)
+    except WebhookUrlError as exc:
+        raise ApiError(
+            422, "invalid_notify", str(exc), [ErrorDetail(field=exc.field, message=str(exc))]
+        ) from None
+
+
+async def subscribe_run(
+    state: ApiState, principal: Principal, run_id: str, notify: Notify | None
+) -> None:
+    """Store the subscription and mark the run in Redis before its message exists."""
+    if notify is None:
+        return
+
+    def store() -> None:
+        with state.sessions.begin() as session:
+            subscribe(session, "run", run_id, notify, principal.name)
+
+    await to_thread.run_sync(store)
+    await state.redis.set(
+        notify_key(state.settings.redis_key_prefix, run_id),
+        "1",
+        ex=state.settings.webhook_retry_seconds + 7 * 86_400,
+    )
 
 
 def _accepted(run: PreparedRun) -> RunAccepted:
@@ -149,6 +241,9 @@ async def trigger(
     with the same key is a 409.
     """
     run = _prepare(state, name, body)
+    await subscribe_run(
+        state, principal, run.run_id, resolve_notify_request(state, principal, body.notify, "run")
+    )
     settings = state.settings
     claim = None
     if idempotency_key is not None:
@@ -159,7 +254,7 @@ async def trigger(
         )
     limit = window(settings.redis_key_prefix, principal.name, settings.api_rate_limit_per_minute)
     counted(request)  # the submit script counts it, whatever happens next
-    outcome = await state.publisher.submit(run, limit, claim)
+    outcome = await _published(state.publisher.submit(run, limit, claim))
     if isinstance(outcome, RateLimited):
         raise outcome.window.refusal(principal.name)
     if outcome is None:  # published: the answer is built without a response model
@@ -206,9 +301,11 @@ async def trigger_batch(
     # fraction of the cost for hundreds of runs (the response model documents the shape).
     results: list[dict[str, Any]] = []
     ready: list[PreparedRun] = []
+    subscriptions: list[tuple[str, Notify]] = []
     for index, item in enumerate(body.runs):
         try:
             run = _prepare(state, item.job, item)
+            notify = resolve_notify_request(state, principal, item.notify, "run")
         except ApiError as exc:
             error = ErrorBody(code=exc.code, message=exc.message, details=exc.details)
             results.append(
@@ -216,9 +313,13 @@ async def trigger_batch(
             )
             continue
         ready.append(run)
+        if notify is not None:
+            subscriptions.append((run.run_id, notify))
         results.append({"index": index, "status": 202, "run": _accepted_json(run), "error": None})
+    for run_id, notify in subscriptions:
+        await subscribe_run(state, principal, run_id, notify)
     if ready:
-        await state.publisher.publish(ready)
+        await _published(state.publisher.publish(ready))
     rejected = len(body.runs) - len(ready)
     return _json({"accepted": len(ready), "rejected": rejected, "results": results}, 200)
 
@@ -247,6 +348,17 @@ def _from_row(row: TaskRun) -> RunStatus:
 
 
 async def _status(state: ApiState, run_id: str) -> RunStatus | None:
+    status = await _recorded_status(state, run_id)
+    if status is None or RunState(status.state) not in NOT_STARTED:
+        return status
+    # A cancel is answered at once but reaches the ledger through the run-event stream:
+    # until it does, the revoked mark says what the run's end is (read your own cancel).
+    if await state.redis.exists(revoked_key(state.settings.redis_key_prefix, run_id)):
+        return status.model_copy(update={"state": RunState.REVOKED.value})
+    return status
+
+
+async def _recorded_status(state: ApiState, run_id: str) -> RunStatus | None:
     row = await to_thread.run_sync(state.ledger.get, run_id)
     if row is not None:
         return _from_row(row)
@@ -386,25 +498,32 @@ async def _cancel(state: ApiState, run_id: str, terminate: bool) -> RunStatus:
             409, "running", f"run {run_id} is {status.state}; pass terminate=true to stop it"
         )
 
+    prefix = state.settings.redis_key_prefix
+    not_started = RunState(status.state) in NOT_STARTED
+    # A redelivered message of a cancelled run is dropped by the worker that gets it.
+    await state.redis.set(
+        revoked_key(prefix, run_id), "1", ex=state.settings.result_expires_seconds
+    )
+    if not_started:
+        await state.redis.xadd(
+            stream_key(prefix),
+            {STATE_FIELD: "REVOKED", DETAIL_FIELD: detail(run_id, error="revoked")},
+            maxlen=state.settings.ledger_stream_max_len,
+            approximate=True,
+        )
+    else:
+        # If no process holds the run any more (its worker died), nobody will end it:
+        # the reconciler does (REVOKED) once the holder's heartbeat is stale.
+        await state.redis.zadd(terminating_key(prefix), {run_id: time.time()})
+
     def revoke() -> None:
         # SIGKILL: the workers remap SIGTERM to their soft shutdown (docs/delivery.md).
         state.celery.control.revoke(run_id, terminate=terminate, signal="SIGKILL")
-        if RunState(status.state) in NOT_STARTED:
-            if status.state == "QUEUED":
-                state.ledger.queued(
-                    run_id,
-                    job=status.job,
-                    queue=status.queue,
-                    params=status.params,
-                    enqueued_at=status.enqueued_at or datetime.now().astimezone(),
-                )
-            state.ledger.revoked(run_id, "revoked")
 
-    if RunState(status.state) in NOT_STARTED:
-        key = revoked_key(state.settings.redis_key_prefix, run_id)
-        await state.redis.set(key, "1", ex=state.settings.result_expires_seconds)
     await to_thread.run_sync(revoke)
-    return await _status(state, run_id) or status
+    if not_started:
+        return status.model_copy(update={"state": RunState.REVOKED.value})
+    return status
 
 
 CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -451,3 +570,35 @@ async def delete_run(
     state: State,
 ) -> RunStatus:
     return await _cancel(state, run_id, terminate)
+
+
+def delivery_statuses(state: ApiState, subject_id: str) -> list[WebhookDeliveryStatus]:
+    with state.sessions() as session:
+        return [
+            WebhookDeliveryStatus(
+                event_id=d.id,
+                event_type=d.event_type,
+                url=d.url,
+                state=d.state,
+                attempts=d.attempts,
+                last_status=d.last_status,
+                last_error=d.last_error,
+                created_at=d.created_at,
+                delivered_at=d.delivered_at,
+            )
+            for d in deliveries_of(session, subject_id)
+        ]
+
+
+@router.get(
+    "/runs/{run_id}/webhooks",
+    response_model=list[WebhookDeliveryStatus],
+    summary="The webhook deliveries of a run",
+    responses=ERRORS,
+)
+async def run_webhooks(
+    *, run_id: RunId, _principal: Read, state: State
+) -> list[WebhookDeliveryStatus]:
+    """Every event sent (or being sent) about the run: its state, attempts and the last
+    answer. Empty until the run ends, or when its request carried no ``notify``."""
+    return await to_thread.run_sync(delivery_statuses, state, run_id)

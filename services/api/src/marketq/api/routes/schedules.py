@@ -1,7 +1,7 @@
 """The schedule: read it with next fires and last runs, edit it at runtime, fire an entry.
 
 What is shown is the effective schedule beat fires (catalog, then the schedule file,
-then runtime edits: ``marketq.common.schedules``). Edits are stored in Redis and bump a
+then runtime edits: ``marketq.common.scheduling.schedules``). Edits are stored in Redis and bump a
 counter beat checks once per loop, so they take effect within one loop interval and
 survive a beat restart.
 """
@@ -30,12 +30,12 @@ from marketq.api.routes.market import (
 from marketq.api.routes.runs import ERRORS, _accepted
 from marketq.api.schemas import RunAccepted
 from marketq.api.state import ApiState, State
-from marketq.common.calendar import CalendarRangeError
 from marketq.common.catalog import CATALOG
-from marketq.common.chains import ENTRY_HEADER, chain_links
-from marketq.common.firing import entry_next_fires
 from marketq.common.publish import InvalidParamsError, prepare_run
-from marketq.common.schedules import (
+from marketq.common.scheduling.calendar import CalendarRangeError
+from marketq.common.scheduling.firing import entry_next_fires
+from marketq.common.scheduling.schedules import (
+    ENTRY_HEADER,
     EntryPatch,
     ScheduleEntry,
     ScheduleError,
@@ -68,20 +68,16 @@ class ScheduleView(BaseModel):
     description: str
     enabled: bool
     cron: str | None = Field(
-        description="Five-field cron in the exchange's time zone; null for a chain link."
+        description="Five-field cron in the exchange's time zone; null with every_seconds."
     )
     every_seconds: int | None = Field(description="Fixed interval instead of cron.")
-    after: str | None = Field(description="Runs after this job succeeds (a chain link).")
-    followed_by: list[str] = Field(description="Entries that run after this one succeeds.")
     trading_days_only: bool = Field(description="Fires only on sessions (no weekends, holidays).")
     market_hours_only: bool = Field(
         description="Fires only while the market is open (early closes honoured)."
     )
     params: dict[str, Any] = Field(description="Params of every fire (defaults omitted).")
     source: str = Field(description="Highest layer that changed it: catalog, file, runtime.")
-    next_fires: list[Instant] = Field(
-        description="The next fires; empty for a chain link or a disabled entry."
-    )
+    next_fires: list[Instant] = Field(description="The next fires; empty for a disabled entry.")
     last_fire: LastDecision | None = Field(description="The last fire beat published.")
     last_decision: LastDecision | None = Field(
         description="The last time beat looked at a due fire, published or skipped."
@@ -119,8 +115,6 @@ class SchedulesResponse(BaseModel):
                             "enabled": True,
                             "cron": "* * * * *",
                             "every_seconds": None,
-                            "after": None,
-                            "followed_by": [],
                             "trading_days_only": False,
                             "market_hours_only": True,
                             "params": {},
@@ -254,8 +248,6 @@ async def _views(
                 enabled=entry.enabled,
                 cron=entry.cron,
                 every_seconds=entry.every_seconds,
-                after=entry.after,
-                followed_by=[e.name for e in entries.values() if e.after == entry.job],
                 trading_days_only=entry.trading_days_only,
                 market_hours_only=entry.market_hours_only,
                 params=entry.params,
@@ -285,7 +277,7 @@ async def list_schedules(
     state: State,
 ) -> SchedulesResponse:
     """Every entry beat fires — the catalog's, the schedule file's and runtime edits —
-    with its cron in exchange time, its calendar flags, its chain links, its next
+    with its cron in exchange time, its calendar flags, its next
     ``count`` fires in exchange time and UTC, and what beat last did with it.
 
     Fires follow the exchange calendar: ``market_hours_only`` entries fire only inside
@@ -321,9 +313,7 @@ async def _one(state: ApiState, name: str) -> ScheduleView:
     entries, _ = await _entries(state)
     _entry(entries, name)
     views = await _views(state, {name: entries[name]}, datetime.now(UTC), 3)
-    view = views[0]
-    view.followed_by = [e.name for e in entries.values() if e.after == entries[name].job]
-    return view
+    return views[0]
 
 
 @router.get(
@@ -405,8 +395,9 @@ async def reset_schedule(*, name: EntryName, _principal: Admin, state: State) ->
 async def run_schedule(
     *, name: EntryName, response: Response, _principal: Trigger, state: State
 ) -> RunAccepted:
-    """Publish one run of the entry with its params (and its chain links) right away,
-    whatever the market and the entry's clock say. Beat's own fires are unaffected."""
+    """Publish one run of the entry with its params right away, whatever the market and
+    the entry's clock say (a pipeline's entry starts a pipeline run). Beat's own fires
+    are unaffected."""
     entries, _ = await _entries(state)
     entry = _entry(entries, name)
     try:
@@ -414,7 +405,6 @@ async def run_schedule(
         run = replace(
             run,
             headers={**run.headers, ENTRY_HEADER: entry.name},
-            links=tuple(chain_links(state.celery, entries, entry.job, run.params, state.settings)),
         )
     except InvalidParamsError as exc:
         raise ApiError(422, "invalid_params", str(exc)) from None

@@ -13,7 +13,9 @@ Strategies (``buy``/``sell`` strength in ``(0, 1]``; ``hold`` always has strengt
     Inputs: ``sma_50`` and ``sma_200`` on ``day`` and on the previous row. Golden cross
     (``sma_50 - sma_200`` was ``<= 0`` and is now ``> 0``) → ``buy``; death cross (was
     ``>= 0``, now ``< 0``) → ``sell``; both strength 1 (a cross is an event, not a
-    degree). Otherwise ``hold``, the reason naming the prevailing trend.
+    degree). Otherwise ``hold``, the reason naming the prevailing trend. A gap within
+    :data:`CROSS_TOLERANCE` times the price level (the close, or the larger of the two
+    values) counts as ``0``: rounding noise between converged averages is no cross.
 ``rsi``
     Input: ``rsi_14`` on ``day``. Below 30 → ``buy`` with strength ``(30 - rsi)/30``;
     above 70 → ``sell`` with strength ``(rsi - 70)/30`` (so 0 at the threshold, 1 at
@@ -23,7 +25,8 @@ Strategies (``buy``/``sell`` strength in ``(0, 1]``; ``hold`` always has strengt
 ``macd_cross``
     Inputs: ``macd`` and ``macd_signal`` on ``day`` and on the previous row. The MACD line
     crossing above its signal line (difference ``<= 0`` then ``> 0``) → ``buy``, below
-    (``>= 0`` then ``< 0``) → ``sell``, strength 1; otherwise ``hold``.
+    (``>= 0`` then ``< 0``) → ``sell``, strength 1; otherwise ``hold``. The same tie
+    tolerance as ``sma_cross`` applies (a linear ramp's converged MACD gives no cross).
 ``bollinger``
     Inputs: ``bb_upper``, ``bb_middle``, ``bb_lower`` and the close on ``day``. Close
     below the lower band → ``buy``, above the upper band → ``sell``; strength is the
@@ -48,6 +51,10 @@ STRATEGIES: Final[tuple[str, ...]] = ("sma_cross", "rsi", "macd_cross", "bolling
 RSI_OVERSOLD: Final = 30.0
 RSI_OVERBOUGHT: Final = 70.0
 RSI_WINDOW_CLOSES: Final = 15  # rsi_14 looks at 14 changes, i.e. 15 closes
+#: Relative to the price level, a gap this small is a tie, not a side: the EMAs of a
+#: steady trend converge and then differ only by rounding (about 1e-14 of the price),
+#: which must not read as a cross. 1e-9 of the price is far below any real move.
+CROSS_TOLERANCE: Final = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,7 @@ def _cross(
     previous: pd.Series | None,
     up: str,
     down: str,
+    scale: float,
 ) -> SignalDecision | None:
     values = (
         _number(today, fast),
@@ -126,8 +134,9 @@ def _cross(
     if any(v is None for v in values):
         return None
     fast_now, slow_now, fast_before, slow_before = cast(tuple[float, float, float, float], values)
-    gap_now = fast_now - slow_now
-    gap_before = fast_before - slow_before
+    tolerance = CROSS_TOLERANCE * max(abs(scale), abs(fast_now), abs(slow_now))
+    gap_now = _level(fast_now - slow_now, tolerance)
+    gap_before = _level(fast_before - slow_before, tolerance)
     state = f"{fast} {fast_now:.4f} vs {slow} {slow_now:.4f}"
     if gap_before <= 0.0 < gap_now:
         return SignalDecision(strategy, "buy", 1.0, f"{up}: {fast} crossed above {slow} ({state})")
@@ -139,13 +148,29 @@ def _cross(
     return SignalDecision(strategy, "hold", 0.0, f"no cross: {fast} stays {side} {slow} ({state})")
 
 
-def _sma_cross(today: pd.Series, previous: pd.Series | None) -> SignalDecision | None:
-    return _cross("sma_cross", "sma_50", "sma_200", today, previous, "golden cross", "death cross")
+def _level(gap: float, tolerance: float) -> float:
+    """``gap``, or 0 when it is within rounding noise of a tie."""
+    return 0.0 if abs(gap) <= tolerance else gap
 
 
-def _macd_cross(today: pd.Series, previous: pd.Series | None) -> SignalDecision | None:
+def _sma_cross(today: pd.Series, previous: pd.Series | None, scale: float) -> SignalDecision | None:
     return _cross(
-        "macd_cross", "macd", "macd_signal", today, previous, "bullish cross", "bearish cross"
+        "sma_cross", "sma_50", "sma_200", today, previous, "golden cross", "death cross", scale
+    )
+
+
+def _macd_cross(
+    today: pd.Series, previous: pd.Series | None, scale: float
+) -> SignalDecision | None:
+    return _cross(
+        "macd_cross",
+        "macd",
+        "macd_signal",
+        today,
+        previous,
+        "bullish cross",
+        "bearish cross",
+        scale,
     )
 
 
@@ -207,10 +232,12 @@ def derive_signals(
     recent_closes = close_by_day.loc[:key].dropna()
     close = _finite(close_by_day[key]) if key in close_by_day.index else None
 
+    # Crossing gaps are in price units: ties are judged relative to the price level.
+    scale = close if close is not None else 0.0
     candidates = (
-        _sma_cross(today, previous),
+        _sma_cross(today, previous, scale),
         _rsi(today, recent_closes),
-        _macd_cross(today, previous),
+        _macd_cross(today, previous, scale),
         _bollinger(today, close),
     )
     return [decision for decision in candidates if decision is not None]

@@ -52,16 +52,22 @@ the bad byte.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import functools
 import io
 import math
 import re
-from collections.abc import Callable, Hashable, Sequence
+from array import array
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Final, Generic, Literal, TypedDict, TypeVar, overload
+from typing import Any, Final, Generic, Literal, TypedDict, TypeVar, cast, overload
+
+import numpy as np
+
+from marketq.worker.imports.encodings import undecodable_message
 
 Dataset = Literal["daily_bars", "positions"]
 
@@ -367,38 +373,49 @@ def _position(row: _Row) -> _Built[PositionRow]:
     return symbol, {"symbol": symbol, "quantity": quantity, "cost_basis": cost_basis}
 
 
-def _describe_key(key: Hashable) -> str:
-    if isinstance(key, tuple):
-        symbol, day = key
-        return f"same symbol and date: {symbol} {day}"
-    return f"same symbol: {key}"
-
-
 # --- the file ---------------------------------------------------------------------------
 
+#: Delimiters a file may use (``delimiter`` parameter); how error messages name them.
+DELIMITERS: Final[dict[str, str]] = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}
 
-def _decode(text: str | bytes, errors: _Errors) -> str | None:
-    if isinstance(text, bytes | bytearray):
-        try:
-            return bytes(text).decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = text.count(b"\n", 0, exc.start) + 1
-            errors.add(line, None, f"not valid UTF-8 (byte 0x{text[exc.start]:02x}); save as UTF-8")
-            return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        line = text.count("\n", 0, exc.start) + 1
-        errors.add(line, None, "not valid UTF-8 (undecodable character); save as UTF-8")
-        return None
-    return text.removeprefix("\ufeff")
+
+class UndecodableTextError(Exception):
+    """The file's bytes are not text in the expected encoding (raised by a line source)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 def _is_blank(record: list[str]) -> bool:
     return all(not value.strip() for value in record)
 
 
-def _check_header(dataset: Dataset, row: int, header: list[str], errors: _Errors) -> bool:
+def _delimiter_hint(dataset: Dataset, header: list[str], delimiter: str) -> str | None:
+    """When a one-column header splits into the expected columns on another delimiter."""
+    if len(header) != 1:
+        return None
+    required = set(REQUIRED_COLUMNS[dataset])
+    for candidate, name in DELIMITERS.items():
+        if candidate == delimiter or candidate not in header[0]:
+            continue
+        names = {part.strip().lower() for part in header[0].split(candidate)}
+        if required <= names:
+            return (
+                f"the header looks {name}-separated, not {DELIMITERS[delimiter]}-separated; "
+                f"pass delimiter: {candidate!r}"
+            )
+    return None
+
+
+def _check_header(
+    dataset: Dataset, row: int, header: list[str], errors: _Errors, delimiter: str
+) -> bool:
+    hint = _delimiter_hint(dataset, header, delimiter)
+    if hint is not None:
+        errors.add(row, None, hint)
+        return False
     required = REQUIRED_COLUMNS[dataset]
     known = required + OPTIONAL_COLUMNS[dataset]
     first_seen: dict[str, int] = {}
@@ -428,35 +445,83 @@ def _check_header(dataset: Dataset, row: int, header: list[str], errors: _Errors
     return ok
 
 
-def _rows(
+class _Keys:
+    """Natural keys seen so far, 16 bytes a row: duplicates are found after the scan by
+    sorting, so memory does not hold a dict entry (or a row) per line of the file."""
+
+    _DAY_BITS: Final = 22  # date.toordinal() < 2**22 for every year up to 9999
+
+    def __init__(self) -> None:
+        self.symbol_ids: dict[str, int] = {}
+        self.symbols: list[str] = []
+        self.keys = array("q")
+        self.rows = array("q")
+
+    def add(self, key: Hashable, row: int) -> None:
+        if isinstance(key, tuple):
+            symbol, day = key
+            code = (self._symbol_id(symbol) << self._DAY_BITS) | day.toordinal()
+        else:
+            code = self._symbol_id(str(key)) << self._DAY_BITS
+        self.keys.append(code)
+        self.rows.append(row)
+
+    def _symbol_id(self, symbol: str) -> int:
+        found = self.symbol_ids.get(symbol)
+        if found is None:
+            found = self.symbol_ids[symbol] = len(self.symbols)
+            self.symbols.append(symbol)
+        return found
+
+    def duplicates(self, dataset: Dataset) -> list[CsvError]:
+        """A repeat of a key, reported on each later row, naming the first."""
+        if not self.keys:
+            return []
+        keys = np.frombuffer(self.keys, dtype=np.int64)
+        rows = np.frombuffer(self.rows, dtype=np.int64)
+        order = np.lexsort((rows, keys))
+        sorted_keys = keys[order]
+        repeats = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1]) + 1
+        found = []
+        for position in repeats.tolist():
+            first = position
+            while first > 0 and sorted_keys[first - 1] == sorted_keys[position]:
+                first -= 1
+            code = int(sorted_keys[position])
+            symbol = self.symbols[code >> self._DAY_BITS]
+            if dataset == "daily_bars":
+                day = date.fromordinal(code & ((1 << self._DAY_BITS) - 1))
+                what = f"same symbol and date: {symbol} {day}"
+            else:
+                what = f"same symbol: {symbol}"
+            message = f"duplicate of row {int(rows[order[first]])} ({what})"
+            found.append(CsvError(int(rows[order[position]]), None, message))
+        return found
+
+
+def _scan(
     dataset: Dataset,
-    text: str | bytes,
+    records: Iterable[list[str]],
     build: Callable[[_Row], _Built[RowT]],
     errors: _Errors,
+    keys: _Keys | None,
     max_rows: int,
-) -> list[RowT]:
-    decoded = _decode(text, errors)
-    if decoded is None:
-        return []
-    if not decoded.strip():
-        expected = ",".join(REQUIRED_COLUMNS[dataset])
-        errors.add(1, None, f"the file is empty; expected a header line: {expected}")
-        return []
-    reader = csv.reader(io.StringIO(decoded, newline=""), strict=True)
+    delimiter: str,
+) -> Iterator[RowT]:
+    """Each valid row of the file as it is read, recording every problem in ``errors``
+    (and each row's key in ``keys`` for the duplicate check). Holds one row at a time."""
     number = 0
-    rows: list[RowT] = []
-    first_row_of: dict[Hashable, int] = {}
     header: list[str] | None = None
     index: dict[str, int] = {}
     data_rows = 0
     try:
-        for number, record in enumerate(reader, start=1):
+        for number, record in enumerate(records, start=1):
             if not record or (not record[0].strip() and _is_blank(record)):
                 continue
             if header is None:
                 header = [name.strip().lower() for name in record]
-                if not _check_header(dataset, number, record, errors):
-                    return []
+                if not _check_header(dataset, number, record, errors, delimiter):
+                    return
                 index = {name: position for position, name in enumerate(header)}
                 continue
             data_rows += 1
@@ -471,34 +536,143 @@ def _rows(
                 )
                 continue
             key, typed = build(_Row(number, [v.strip() for v in record], index, errors))
-            if key is not None:
-                first = first_row_of.setdefault(key, number)
-                if first != number:
-                    errors.add(number, None, f"duplicate of row {first} ({_describe_key(key)})")
-                    continue
-            if typed is not None and not errors.found:  # after a failure rows are only checked
-                rows.append(typed)
+            if key is not None and keys is not None:
+                keys.add(key, number)
+            if typed is not None:
+                yield typed
+    except UndecodableTextError as failure:
+        errors.add(failure.line, None, failure.message)
+        return
     except csv.Error as exc:
         errors.add(number + 1, None, f"malformed CSV: {exc}")
     if header is None:
-        errors.add(1, None, "the file has no header line")
-    return rows
+        if not errors.found:  # nothing but blank lines
+            expected = ",".join(REQUIRED_COLUMNS[dataset])
+            errors.add(1, None, f"the file is empty; expected a header line: {expected}")
+        else:
+            errors.add(1, None, "the file has no header line")
 
 
-def _validate(
-    dataset: Dataset,
-    text: str | bytes,
-    build: Callable[[_Row], _Built[RowT]],
-    max_errors: int,
-    max_rows: int,
-) -> list[RowT]:
+_BUILDERS: Final[dict[str, Callable[[_Row], _Built[Any]]]] = {
+    "daily_bars": _bar,
+    "positions": _position,
+}
+
+
+def _check_arguments(dataset: str, max_errors: int, max_rows: int) -> Dataset:
+    if dataset not in REQUIRED_COLUMNS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(REQUIRED_COLUMNS)}")
+    if max_errors < 1 or max_rows < 1:
+        raise ValueError("max_errors and max_rows must be >= 1")
+    return cast(Dataset, dataset)
+
+
+def validate_records(
+    dataset: str,
+    records: Iterable[list[str]],
+    *,
+    max_errors: int = MAX_ERRORS,
+    max_rows: int = MAX_ROWS,
+    delimiter: str = ",",
+) -> int:
+    """Check a whole file, one record at a time; the number of data rows when it is valid,
+    else :class:`CsvValidationError` (see the module docstring for the rules).
+
+    ``records`` are the file's rows as lists of fields (``csv.reader`` output, or a
+    spreadsheet's rows as text); nothing but the duplicate check's 16 bytes a row is kept,
+    so memory does not grow with the file. ``delimiter`` only shapes the header hint.
+    """
+    checked = _check_arguments(dataset, max_errors, max_rows)
     errors = _Errors(max_errors)
-    rows: list[RowT] = []
+    keys = _Keys()
+    valid = 0
     with contextlib.suppress(_ErrorLimitError):
-        rows = _rows(dataset, text, build, errors, max_rows)
+        for _row in _scan(checked, records, _BUILDERS[checked], errors, keys, max_rows, delimiter):
+            valid += 1
+    found = sorted([*errors.found, *keys.duplicates(checked)], key=lambda e: e.row)
+    if found:
+        truncated = errors.truncated or len(found) > max_errors
+        raise CsvValidationError(checked, found[:max_errors], truncated=truncated)
+    return valid
+
+
+def iter_valid_rows(
+    dataset: str, records: Iterable[list[str]], *, max_rows: int = MAX_ROWS
+) -> Iterator[DailyBarRow] | Iterator[PositionRow]:
+    """The typed rows of a file :func:`validate_records` accepted, read again one at a time.
+
+    A problem found now (the file changed between the two reads) raises
+    :class:`CsvValidationError`; the caller's transaction then writes nothing.
+    """
+    checked = _check_arguments(dataset, 1, max_rows)
+    errors = _Errors(1)
+    try:
+        for row in _scan(checked, records, _BUILDERS[checked], errors, None, max_rows, ","):
+            if errors.found:
+                break
+            yield row
+    except _ErrorLimitError:
+        pass
     if errors.found:
-        raise CsvValidationError(dataset, errors.found, truncated=errors.truncated)
-    return rows
+        raise CsvValidationError(checked, errors.found, truncated=False)
+
+
+def csv_records(lines: Iterable[str], delimiter: str = ",") -> Iterator[list[str]]:
+    """``csv.reader`` over text lines (each with its line ending), strict quoting."""
+    if delimiter not in DELIMITERS:
+        raise ValueError(f"delimiter must be one of {sorted(DELIMITERS)}, got {delimiter!r}")
+    return csv.reader(lines, delimiter=delimiter, strict=True)
+
+
+def decode_lines(chunks: Iterable[bytes], encoding: str = "utf-8-sig") -> Iterator[str]:
+    """Text lines (split on ``\n`` only, endings kept) from byte chunks in ``encoding``.
+
+    Undecodable bytes raise :class:`UndecodableTextError` at the physical line holding them,
+    with what the bytes look like instead (:func:`marketq.worker.imports.encodings.guess`).
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines_before = 0
+    carry = ""
+    head = b""  # the file's first chunk: what the error guesses the encoding from
+    utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+    for chunk in chunks:
+        if not head:
+            head = chunk
+            if utf8 and b"\x00" in chunk:  # never in a CSV; UTF-16 text is full of them
+                raise UndecodableTextError(1, undecodable_message(chunk, encoding, None))
+        try:
+            text = decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            line = lines_before + chunk.count(b"\n", 0, max(exc.start, 0)) + 1
+            bad = chunk[exc.start] if 0 <= exc.start < len(chunk) else None
+            raise UndecodableTextError(line, undecodable_message(head, encoding, bad)) from None
+        parts = (carry + text).split("\n")
+        carry = parts.pop()
+        lines_before += len(parts)
+        for part in parts:
+            yield part + "\n"
+    try:
+        carry += decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise UndecodableTextError(
+            lines_before + 1, undecodable_message(head, encoding, None)
+        ) from None
+    if carry:
+        yield carry
+
+
+def _text_records(text: str | bytes, errors_at: list[CsvError]) -> Iterator[list[str]]:
+    if isinstance(text, bytes | bytearray):
+        return csv_records(decode_lines([bytes(text)]))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        errors_at.append(
+            CsvError(line, None, "not valid UTF-8 (undecodable character); save as UTF-8")
+        )
+        return iter(())
+    return csv_records(io.StringIO(text.removeprefix("\ufeff"), newline=""))
 
 
 @overload
@@ -536,14 +710,16 @@ def parse_csv(
 
     ``text`` is the file's content, as ``str`` or UTF-8 ``bytes`` (a BOM is dropped).
     Validation collects up to ``max_errors`` problems before giving up. An unknown
-    ``dataset`` or a non-positive limit is a programming error: ``ValueError``.
+    ``dataset`` or a non-positive limit is a programming error: ``ValueError``. For files
+    too big to hold, :func:`validate_records` and :func:`iter_valid_rows` stream instead.
     """
-    if dataset not in REQUIRED_COLUMNS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {list(REQUIRED_COLUMNS)}")
-    if max_errors < 1 or max_rows < 1:
-        raise ValueError("max_errors and max_rows must be >= 1")
-    if dataset == "daily_bars":
-        bars = _validate("daily_bars", text, _bar, max_errors, max_rows)
-        return ParsedImport("daily_bars", bars)
-    positions = _validate("positions", text, _position, max_errors, max_rows)
-    return ParsedImport("positions", positions)
+    checked = _check_arguments(dataset, max_errors, max_rows)
+    refused: list[CsvError] = []
+    records = _text_records(text, refused)
+    if refused:
+        raise CsvValidationError(checked, refused, truncated=False)
+    validate_records(checked, records, max_errors=max_errors, max_rows=max_rows)
+    rows = list(iter_valid_rows(checked, _text_records(text, refused), max_rows=max_rows))
+    if checked == "daily_bars":
+        return ParsedImport("daily_bars", cast(list[DailyBarRow], rows))
+    return ParsedImport("positions", cast(list[PositionRow], rows))

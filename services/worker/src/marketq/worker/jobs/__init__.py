@@ -9,5 +9,9 @@ from marketq.worker.jobs import (  # noqa: F401
     market,
     news,
     operations,
+    performance,
+    pipelines,
     portfolio,
+    research,
+    webhooks,
 )

@@ -21,7 +21,7 @@ def earnings_calendar(ctx: JobContext, params: EarningsCalendarParams) -> JobRes
     with ctx.transaction() as session:
         total = write(session, EarningsCalendarRow, as_rows(entries))
     ctx.progress(1, 1)
-    return {"start": start.isoformat(), "end": end.isoformat(), "rows": total}
+    return ctx.result(start=start.isoformat(), end=end.isoformat(), rows=total)
 
 
 @implements("economic_events")
@@ -37,4 +37,4 @@ def economic_events(ctx: JobContext, params: EconomicEventsParams) -> JobResult:
     with ctx.transaction() as session:
         total = write(session, EconomicEventRow, as_rows(events))
     ctx.progress(1, 1)
-    return {"start": start.isoformat(), "end": end.isoformat(), "rows": total}
+    return ctx.result(start=start.isoformat(), end=end.isoformat(), rows=total)

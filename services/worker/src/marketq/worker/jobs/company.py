@@ -27,12 +27,12 @@ from marketq.worker.registry import JobResult, implements
 def fundamentals(ctx: JobContext, params: FundamentalsParams) -> JobResult:
     symbols = ctx.symbols(params.symbols)
     total = 0
-    for done, symbol in enumerate(symbols, start=1):
-        statements = ctx.provider.fundamentals(symbol, ctx.today, params.periods)
-        with ctx.transaction() as session:
-            total += write(session, FundamentalsRow, as_rows(statements))
-        ctx.progress(done, len(symbols))
-    return {"symbols": len(symbols), "rows": total}
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            statements = ctx.provider.fundamentals(symbol, ctx.today, params.periods)
+            with ctx.transaction() as session:
+                total += write(session, FundamentalsRow, as_rows(statements))
+    return ctx.result(symbols=len(symbols), rows=total)
 
 
 @implements("dividends")
@@ -41,24 +41,24 @@ def dividends(ctx: JobContext, params: DividendsParams) -> JobResult:
     start = end - timedelta(days=params.lookback_days)
     symbols = ctx.symbols(params.symbols)
     total = 0
-    for done, symbol in enumerate(symbols, start=1):
-        paid = ctx.provider.dividends(symbol, start, end)
-        with ctx.transaction() as session:
-            total += write(session, DividendRow, as_rows(paid))
-        ctx.progress(done, len(symbols))
-    return {"symbols": len(symbols), "rows": total}
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            paid = ctx.provider.dividends(symbol, start, end)
+            with ctx.transaction() as session:
+                total += write(session, DividendRow, as_rows(paid))
+    return ctx.result(symbols=len(symbols), rows=total)
 
 
 @implements("earnings")
 def earnings(ctx: JobContext, params: EarningsParams) -> JobResult:
     symbols = ctx.symbols(params.symbols)
     total = 0
-    for done, symbol in enumerate(symbols, start=1):
-        reports = ctx.provider.earnings(symbol, ctx.today, params.quarters)
-        with ctx.transaction() as session:
-            total += write(session, EarningsRow, as_rows(reports))
-        ctx.progress(done, len(symbols))
-    return {"symbols": len(symbols), "rows": total}
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            reports = ctx.provider.earnings(symbol, ctx.today, params.quarters)
+            with ctx.transaction() as session:
+                total += write(session, EarningsRow, as_rows(reports))
+    return ctx.result(symbols=len(symbols), rows=total)
 
 
 def last_reported_period(ctx: JobContext, symbol: str, day: date) -> str | None:
@@ -71,24 +71,24 @@ def last_reported_period(ctx: JobContext, symbol: str, day: date) -> str | None:
 def earnings_transcripts(ctx: JobContext, params: EarningsTranscriptsParams) -> JobResult:
     symbols = ctx.symbols(params.symbols)
     rows = []
-    for done, symbol in enumerate(symbols, start=1):
-        period = params.fiscal_period or last_reported_period(ctx, symbol, ctx.today)
-        if period is not None:
-            transcript = ctx.provider.earnings_transcript(symbol, period)
-            rows.extend(as_rows([transcript], word_count=len(transcript.content.split())))
-        ctx.progress(done, len(symbols))
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            period = params.fiscal_period or last_reported_period(ctx, symbol, ctx.today)
+            if period is not None:
+                transcript = ctx.provider.earnings_transcript(symbol, period)
+                rows.extend(as_rows([transcript], word_count=len(transcript.content.split())))
     with ctx.transaction() as session:
         total = write(session, EarningsTranscriptRow, rows)
-    return {"fiscal_period": params.fiscal_period, "symbols": len(symbols), "rows": total}
+    return ctx.result(fiscal_period=params.fiscal_period, symbols=len(symbols), rows=total)
 
 
 @implements("company_info")
 def company_info(ctx: JobContext, params: CompanyInfoParams) -> JobResult:
     symbols = ctx.symbols(params.symbols)
     profiles = []
-    for done, symbol in enumerate(symbols, start=1):
-        profiles.append(ctx.provider.company_profile(symbol))
-        ctx.progress(done, len(symbols))
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            profiles.append(ctx.provider.company_profile(symbol))
     with ctx.transaction() as session:
         total = write(session, CompanyInfo, as_rows(profiles))
-    return {"symbols": len(symbols), "rows": total}
+    return ctx.result(symbols=len(symbols), rows=total)

@@ -20,12 +20,12 @@ def stock_quotes(ctx: JobContext, params: StockQuotesParams) -> JobResult:
     at = _minute(params.as_of or ctx.as_of)
     symbols = ctx.symbols(params.symbols)
     quotes = []
-    for done, symbol in enumerate(symbols, start=1):
-        quotes.append(ctx.provider.quote(symbol, at))
-        ctx.progress(done, len(symbols))
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            quotes.append(ctx.provider.quote(symbol, at))
     with ctx.transaction() as session:
         rows = write(session, QuoteRow, as_rows(quotes))
-    return {"as_of": at.isoformat(), "symbols": len(symbols), "rows": rows}
+    return ctx.result(as_of=at.isoformat(), symbols=len(symbols), rows=rows)
 
 
 @implements("options_chain")
@@ -33,12 +33,14 @@ def options_chain(ctx: JobContext, params: OptionsChainParams) -> JobResult:
     at = _minute(params.as_of or ctx.as_of)
     symbols = ctx.symbols(params.symbols)
     total = 0
-    for done, symbol in enumerate(symbols, start=1):
-        chain = ctx.provider.option_chain(symbol, at, params.expirations, params.strikes_per_side)
-        with ctx.transaction() as session:
-            total += write(session, OptionQuoteRow, as_rows(chain))
-        ctx.progress(done, len(symbols))
-    return {"as_of": at.isoformat(), "symbols": len(symbols), "rows": total}
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            chain = ctx.provider.option_chain(
+                symbol, at, params.expirations, params.strikes_per_side
+            )
+            with ctx.transaction() as session:
+                total += write(session, OptionQuoteRow, as_rows(chain))
+    return ctx.result(as_of=at.isoformat(), symbols=len(symbols), rows=total)
 
 
 @implements("historical_prices")
@@ -47,14 +49,11 @@ def historical_prices(ctx: JobContext, params: HistoricalPricesParams) -> JobRes
     start = params.start or end - timedelta(days=params.lookback_days)
     symbols = ctx.symbols(params.symbols)
     total = 0
-    for done, symbol in enumerate(symbols, start=1):
-        bars = ctx.provider.daily_bars(symbol, start, end)
-        with ctx.transaction() as session:
-            total += write(session, DailyBarRow, as_rows(bars, source=ctx.provider.name))
-        ctx.progress(done, len(symbols))
-    return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "symbols": len(symbols),
-        "rows": total,
-    }
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            bars = ctx.provider.daily_bars(symbol, start, end)
+            with ctx.transaction() as session:
+                total += write(session, DailyBarRow, as_rows(bars))
+    return ctx.result(
+        start=start.isoformat(), end=end.isoformat(), symbols=len(symbols), rows=total
+    )

@@ -19,9 +19,9 @@ def news(ctx: JobContext, params: NewsParams) -> JobResult:
     since = until - timedelta(hours=params.lookback_hours)
     symbols = ctx.symbols(params.symbols)
     rows = []
-    for done, symbol in enumerate(symbols, start=1):
-        rows.extend(as_rows(ctx.provider.news(symbol, since, until, params.limit_per_symbol)))
-        ctx.progress(done, len(symbols))
+    for symbol in ctx.each_symbol(symbols):
+        with ctx.failed(symbol):
+            rows.extend(as_rows(ctx.provider.news(symbol, since, until, params.limit_per_symbol)))
     with ctx.transaction() as session:
         total = write(session, NewsArticleRow, rows)
-    return {"since": since.isoformat(), "until": until.isoformat(), "rows": total}
+    return ctx.result(since=since.isoformat(), until=until.isoformat(), rows=total)

@@ -7,7 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, select, text
 
-from marketq.common.db.models import NewsArticleRow, QuoteRow, TaskRun, TradingSignal
+from marketq.common.db.models import (
+    DataImport,
+    NewsArticleRow,
+    QuoteRow,
+    TaskRun,
+    TradingSignal,
+)
 from marketq.common.ledger import FINISHED_STATES
 from marketq.common.params import CleanupParams, HealthCheckParams
 from marketq.worker.context import JobContext
@@ -58,6 +64,11 @@ def cleanup(ctx: JobContext, params: CleanupParams) -> JobResult:
                 TradingSignal.expired.is_(True),
                 TradingSignal.expires_at < now - timedelta(days=EXPIRED_SIGNAL_RETENTION_DAYS),
             ),
+        ),
+        # The record of an import, not the rows it wrote.
+        "data_imports": (
+            DataImport,
+            (DataImport.created_at < now - timedelta(days=settings.import_retention_days),),
         ),
     }
     removed: dict[str, int] = {}

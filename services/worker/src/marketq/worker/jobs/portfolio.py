@@ -45,7 +45,7 @@ def _prices(ctx: JobContext, session: Session, symbol: str, day: date) -> Valuat
     rows = session.execute(query).all()
     if len(rows) < 2:
         bars = ctx.provider.daily_bars(symbol, start, day)
-        write(session, DailyBarRow, as_rows(bars, source=ctx.provider.name))
+        write(session, DailyBarRow, as_rows(bars))
         rows = session.execute(query).all()
     if not rows:
         return None

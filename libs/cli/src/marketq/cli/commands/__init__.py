@@ -1,0 +1,1 @@
+"""The ``marketq`` sub-commands, one module per group."""

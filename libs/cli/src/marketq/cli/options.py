@@ -1,0 +1,61 @@
+"""Arguments and options every API command shares, and the exit codes' help text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok (with --wait: the run succeeded) · 1 the run ended FAILURE, REVOKED or LOST "
+    "(--wait) · 2 invalid input (HTTP 400/404/409/422) · 3 API or broker unavailable "
+    "(no connection, 503) · 4 --wait timed out (the run goes on) · 5 authentication or "
+    "authorization (401/403) · 6 rate limited (429).\n\n"
+    "Connection: --api-url / MARKETQ_API_URL (default http://127.0.0.1:8000), "
+    "--api-key / MARKETQ_API_KEY."
+)
+
+
+ApiUrlOption = Annotated[
+    str,
+    typer.Option(
+        "--api-url",
+        envvar="MARKETQ_API_URL",
+        help="Base URL of the marketq API.",
+        rich_help_panel="Connection",
+    ),
+]
+
+
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="MARKETQ_API_KEY",
+        help="API key (sent as Authorization: Bearer).",
+        show_default=False,
+        show_envvar=True,
+        rich_help_panel="Connection",
+    ),
+]
+
+
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        metavar="",
+        help="Print the API's JSON body unchanged on stdout and nothing else there (on an "
+        "API error: its error body); messages go to stderr.",
+        rich_help_panel="Output",
+    ),
+]
+
+
+AtOption = Annotated[
+    str | None,
+    typer.Option(help="Answer for this instant (ISO 8601 with a UTC offset) instead of now."),
+]
+
+
+RunIdArgument = Annotated[str, typer.Argument(metavar="ID", help="Run id.")]

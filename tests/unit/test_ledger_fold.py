@@ -1,0 +1,127 @@
+"""The ledger's ordering rules, in one batch (fold) and across batches (the upsert's SET),
+on SQLite and PostgreSQL: events in any order give the same row; a finished run never moves
+back."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketq.common.db.engine import create_db_engine, session_factory
+from marketq.common.db.models import TaskRun
+from marketq.common.ledger import RunEvent, fold, upsert_rows
+from tests.fixtures.postgres import DIALECTS
+
+RUN = "run-1"
+
+
+def event(state: str, at: float, **detail: Any) -> RunEvent:
+    return RunEvent(RUN, state, at, {"id": RUN, "at": at, **detail})
+
+
+QUEUED = event(
+    "QUEUED",
+    1.0,
+    job="health_check",
+    queue="default",
+    params={"sleep_seconds": 0},
+    enqueued_at="1970-01-01T00:00:01+00:00",
+)
+RECEIVED = event(
+    "RECEIVED", 2.0, job="health_check", queue="default", params={"sleep_seconds": 0}, worker="w1"
+)
+STARTED = event("STARTED", 3.0, worker="w1")
+SUCCESS = event("SUCCESS", 4.0, result={"ok": True})
+
+
+@pytest.fixture(params=DIALECTS)
+def sessions(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template_path: Path
+) -> Iterator[sessionmaker[Session]]:
+    """The SET clause is dialect SQL: every test that writes runs on both databases."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        shutil.copyfile(sqlite_template_path, path)  # migrated once per session
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_shared_db").reset()
+    engine = create_db_engine(url)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def write(sessions: sessionmaker[Session], *batches: list[RunEvent]) -> TaskRun:
+    for batch in batches:
+        with sessions.begin() as session:
+            upsert_rows(session, fold(batch))
+    with sessions() as session:
+        row = session.get(TaskRun, RUN)
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def test_fold_gives_one_row_whatever_the_order() -> None:
+    events = [QUEUED, RECEIVED, STARTED, SUCCESS]
+    rows = [fold(list(order)) for order in itertools.permutations(events)]
+    assert all(r == rows[0] for r in rows)
+    (row,) = rows[0]
+    assert row["state"] == "SUCCESS" and row["job"] == "health_check"
+    assert row["attempts"] == 1 and row["worker"] == "w1" and row["result"] == {"ok": True}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
+def test_every_batch_order_ends_with_the_same_row(
+    sessions: sessionmaker[Session], order: tuple[int, ...]
+) -> None:
+    events = [QUEUED, RECEIVED, STARTED, SUCCESS]
+    row = write(sessions, *([events[i]] for i in order))
+    assert row.state == "SUCCESS"
+    assert row.job == "health_check" and row.queue == "default"
+    assert row.params == {"sleep_seconds": 0}
+    assert row.worker == "w1" and row.attempts == 1
+    assert row.result == {"ok": True} and row.error is None
+    assert row.enqueued_at is not None and row.started_at is not None
+    assert row.finished_at is not None
+
+
+def test_a_finished_run_never_moves_back(sessions: sessionmaker[Session]) -> None:
+    late = event("STARTED", 9.0, worker="w2")
+    row = write(sessions, [QUEUED, STARTED, SUCCESS], [late], [event("PROGRESS", 9.5, current=1)])
+    # The state stays; the execution that started after the end is counted (a duplicate
+    # is visible in attempts, issue 16).
+    assert row.state == "SUCCESS" and row.worker == "w1" and row.attempts == 2
+
+
+def test_a_started_event_arriving_after_the_end_it_preceded_counts_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    # The same execution's STARTED written after its SUCCESS (events out of order).
+    row = write(sessions, [QUEUED, SUCCESS], [STARTED])
+    assert row.state == "SUCCESS" and row.attempts == 1
+
+
+def test_lost_is_final_and_queued_never_replaces_a_later_state(
+    sessions: sessionmaker[Session],
+) -> None:
+    row = write(sessions, [RECEIVED], [QUEUED])
+    assert row.state == "RECEIVED" and row.params == {"sleep_seconds": 0}
+    row = write(sessions, [event("LOST", 5.0, error="LOST: worker w1 is gone")], [SUCCESS])
+    assert row.state == "LOST" and row.error == "LOST: worker w1 is gone"
+
+
+def test_received_does_not_undo_a_retry(sessions: sessionmaker[Session]) -> None:
+    row = write(
+        sessions,
+        [QUEUED, STARTED, event("RETRY", 5.0, error="boom")],
+        [event("RECEIVED", 6.0, worker="w1")],
+    )
+    assert row.state == "RETRY" and row.error == "boom"
+    row = write(sessions, [event("STARTED", 7.0, worker="w1")], [event("SUCCESS", 8.0)])
+    assert row.state == "SUCCESS" and row.attempts == 2 and row.error is None

@@ -141,6 +141,7 @@ class ServiceProcess:
     port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     log: Path | None = None
+    last_check: str = ""
 
     def start(self, logdir: Path) -> None:
         self.log = logdir / f"{self.name}.log"
@@ -151,9 +152,24 @@ class ServiceProcess:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-3000:] if self.log else ""
 
+    def diagnosis(self) -> str:
+        """Why the service is not healthy: the probe's last answer, the log's warnings
+        and errors from the start (a failed bind is logged once, early), and its tail."""
+        text = self.log.read_text(errors="replace") if self.log else ""
+        alarms = [
+            line[:400]
+            for line in text.splitlines()
+            if '"WARNING"' in line or '"ERROR"' in line or "Traceback" in line
+        ]
+        return (
+            f"probe: {self.last_check[-600:]}\n"
+            f"warnings and errors:\n" + "\n".join(alarms[:20]) + f"\nlog tail:\n{text[-1500:]}"
+        )
+
     def healthy(self, check: list[str]) -> bool:
         assert check[0] == "CMD", check
         result = subprocess.run(check[1:], env=self.env, capture_output=True, timeout=10)
+        self.last_check = (result.stdout + result.stderr).decode(errors="replace")
         return result.returncode == 0
 
 
@@ -225,7 +241,7 @@ def compose_stack(tmp_path: Path, postgres_admin_url: str) -> Iterator[dict[str,
                     assert svc.process is not None and svc.process.poll() is None, (
                         f"{name} exited:\n{svc.log_text()}"
                     )
-                    assert time.monotonic() < deadline, f"{name} unhealthy:\n{svc.log_text()}"
+                    assert time.monotonic() < deadline, f"{name} unhealthy:\n{svc.diagnosis()}"
                     time.sleep(0.5)
                 print(f"{name}: {' '.join(svc.argv)}\n  overrides: {'; '.join(svc.overrides)}")
             yield running

@@ -168,9 +168,12 @@ def test_cancel_a_queued_run_before_any_worker_sees_it(stack: Stack, api: ApiPro
         "the worker to take the message",
     )
     result = stack.producer().AsyncResult(run_id)
+    # The message leaves the list (BRPOP) before kombu records it in unacked: wait for
+    # the outcome itself.
+    stack.wait_for(lambda: result.state != "PENDING", 30, "the run's outcome")
     assert result.state == "REVOKED"  # not SUCCESS: the job body never ran
     run = stack.wait_for_states([run_id], {"REVOKED"}, timeout=30)[run_id]
-    assert run.started_at is None
+    assert run.started_at is None and run.attempts == 0
 
 
 def test_history_pages_with_a_cursor(stack: Stack, api: ApiProcess) -> None:

@@ -125,3 +125,18 @@ def test_received_does_not_undo_a_retry(sessions: sessionmaker[Session]) -> None
     assert row.state == "RETRY" and row.error == "boom"
     row = write(sessions, [event("STARTED", 7.0, worker="w1")], [event("SUCCESS", 8.0)])
     assert row.state == "SUCCESS" and row.attempts == 2 and row.error is None
+
+
+def test_a_receipt_carried_by_started_fills_received_at_in_any_batch_order(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A run that started at once has no RECEIVED event: STARTED carries the receipt, and a
+    RECEIVED recorded late (the run waited) never moves the state back."""
+    started = event("STARTED", 3.0, worker="w1", received_at=2.5)
+    late_received = event("RECEIVED", 2.5, job="health_check", queue="default", worker="w1")
+    for batches in ([[QUEUED, started, SUCCESS]], [[QUEUED], [started], [late_received]]):
+        row = write(sessions, *batches)
+        assert row.received_at is not None and row.received_at.timestamp() == 2.5
+        assert row.state == ("SUCCESS" if len(batches) == 1 else "STARTED")
+        with sessions.begin() as session:
+            session.query(TaskRun).delete()

@@ -134,6 +134,8 @@ def fold(events: Iterable[RunEvent]) -> list[dict[str, Any]]:
             row["worker"], row["received_at"] = d.get("worker"), when
         elif event.state == RunState.STARTED:
             row["worker"], row["started_at"] = d.get("worker") or row["worker"], when
+            # The worker's receipt, carried by STARTED when no RECEIVED event was needed.
+            row["received_at"] = _instant(d.get("received_at")) or row["received_at"]
         elif event.state == RunState.PROGRESS:
             row["progress_current"], row["progress_total"] = d.get("current"), d.get("total")
         elif event.state == RunState.RETRY:

@@ -68,6 +68,15 @@ class EventLog:
         """The broker connection events go to (the run's marks live there too)."""
         return self._client
 
+    @property
+    def key(self) -> str:
+        """The stream (for scripts that append an event beside other commands)."""
+        return self._key
+
+    @property
+    def max_len(self) -> int:
+        return self._maxlen
+
     def append(self, run_id: str, state: str, **fields: Any) -> None:
         try:
             self.add_to(self._client, run_id, state, **fields)

@@ -15,7 +15,7 @@ from marketq.worker import ledger_service, observability, shutdown
 from marketq.worker.broker_transport import transport_path
 from marketq.worker.connection_loss import RestoreHeldMessages
 from marketq.worker.delayed import ReleaseDueRuns
-from marketq.worker.ledger_signals import connect_ledger_signals
+from marketq.worker.ledger_signals import RecordWaitingRuns, connect_ledger_signals
 from marketq.worker.pipeline_signals import connect_pipeline_signals
 from marketq.worker.registry import check_against_catalog, implementations
 from marketq.worker.task import make_task_class
@@ -39,6 +39,7 @@ def create_worker_app() -> Celery:
     app.conf.broker_transport = transport_path(get_settings().effective_broker_url)
     register_jobs(app)
     connect_ledger_signals()
+    app.steps["consumer"].add(RecordWaitingRuns)
     app.steps["consumer"].add(RestoreHeldMessages)
     app.steps["consumer"].add(ReleaseDueRuns)
     connect_pipeline_signals()  # after the ledger's: the step's end is written first

@@ -5,20 +5,32 @@ runs the task, except when a pool child dies: then RETRY or FAILURE fire in the 
 process. Each handler appends one event to the run-event stream (one Redis round trip);
 the ledger writer puts it in SQL in a batch (marketq.common.ledger_writer). Only catalog
 jobs are recorded. STARTED goes in the round trip that also reads the run's cancel and
-webhook marks (``JobTask.record_start``).
+webhook marks (``JobTask.record_start``); SUCCESS goes in the script that stores the
+result, when results live on the broker's Redis (``marketq.common.results``).
+
+RECEIVED is held back: the consumer loop is the worker's one serial path, and a run almost
+always starts within milliseconds of its receipt (no prefetch beyond the pool, no ETA
+runs held here: marketq.worker.delayed). The receipt travels to the pool child with the
+request and its STARTED event carries it; a run still not started ``RECEIVED_AFTER_SECONDS``
+after its receipt (rate-limited, or the pool busy) gets its RECEIVED event then, several
+in one round trip, from a timer of the consumer loop (docs/design.md#run-ledger).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from celery import signals
+import redis
+from celery import bootsteps, signals
 
 from marketq.common.catalog import CATALOG
+from marketq.common.results import EndEvent, MarketqRedisBackend, MarketqSentinelBackend
+from marketq.common.run_events import detail, stream_key
 from marketq.worker import resources
-from marketq.worker.task import JobTask, message_enqueued_at
+from marketq.worker.task import RECEIPT_KEY, JobTask, message_enqueued_at
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +46,110 @@ def _describe(exc: BaseException | Any) -> str:
     return str(exc)
 
 
+# A run that starts sooner after its receipt has no RECEIVED event of its own.
+RECEIVED_AFTER_SECONDS = 0.5
+FLUSH_INTERVAL_SECONDS = 0.25
+
+
+@dataclass
+class _Waiting:
+    """Received runs whose RECEIVED event is held back, by run id: (monotonic time of
+    receipt, the worker's request, the event's fields). Used by the consumer loop only."""
+
+    runs: dict[str, tuple[float, Any, dict[str, Any]]] = field(default_factory=dict)
+    held: bool = False  # a timer flushes (RecordWaitingRuns); otherwise append at once
+
+
+_WAITING = _Waiting()
+
+
+def _receipt(request: Any, received: float) -> dict[str, Any]:
+    headers = request.message.headers if request.message is not None else {}
+    enqueued = message_enqueued_at(headers)
+    eta = request.eta
+    return {
+        "received_at": received,
+        # Messages from producers that add no enqueue header sort by their arrival.
+        "enqueued_at": enqueued.timestamp() if enqueued is not None else received,
+        "eta": eta.isoformat() if hasattr(eta, "isoformat") else eta,
+        "parent_id": headers.get("parent_id"),
+    }
+
+
 def _on_received(request: Any = None, **_: Any) -> None:
     if request is None or not _is_job(request.name):
         return
-    headers = request.message.headers if request.message is not None else {}
-    delivery = request.delivery_info or {}
-    enqueued = message_enqueued_at(headers)
-    eta = request.eta
-    resources.events().append(
-        request.id,
-        "RECEIVED",
-        job=request.name,
-        queue=delivery.get("routing_key"),
-        params=request.kwargs or {},
-        worker=request.hostname,
-        # Messages from producers that add no enqueue header sort by their arrival.
-        enqueued_at=enqueued.timestamp() if enqueued is not None else time.time(),
-        eta=eta.isoformat() if hasattr(eta, "isoformat") else eta,
-        parent_id=headers.get("parent_id"),
-    )
+    received = time.time()
+    receipt = _receipt(request, received)
+    request.request_dict[RECEIPT_KEY] = receipt  # sent to the pool child with the run
+    fields = {
+        "job": request.name,
+        "queue": (request.delivery_info or {}).get("routing_key"),
+        "params": request.kwargs or {},
+        "worker": request.hostname,
+        "at": received,
+        **receipt,
+    }
+    if _WAITING.held:
+        _WAITING.runs[request.id] = (time.monotonic(), request, fields)
+    else:
+        resources.events().append(request.id, "RECEIVED", **fields)
+
+
+def record_waiting_runs() -> int:
+    """RECEIVED for each held-back run not started within RECEIVED_AFTER_SECONDS, in one
+    round trip; forget runs that started or ended."""
+    now = time.monotonic()
+    due: list[tuple[str, dict[str, Any]]] = []
+    for run_id, (since, request, fields) in list(_WAITING.runs.items()):
+        if request.worker_pid is not None or request.acknowledged:
+            del _WAITING.runs[run_id]  # started (its STARTED has the receipt) or done
+        elif now - since >= RECEIVED_AFTER_SECONDS:
+            del _WAITING.runs[run_id]
+            due.append((run_id, fields))
+    if not due:
+        return 0
+    events = resources.events()
+    try:
+        pipe = events.client.pipeline(transaction=False)
+        for run_id, fields in due:
+            events.add_to(pipe, run_id, "RECEIVED", **fields)
+        pipe.execute()
+    except redis.RedisError as exc:
+        # Their STARTED (or the reconciler) still records them; RECEIVED is a waypoint.
+        log.warning("could not record RECEIVED of %d waiting run(s): %s", len(due), exc)
+        return 0
+    return len(due)
+
+
+class RecordWaitingRuns(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Consumer bootstep: while the consumer runs, RECEIVED events are held back and a
+    timer of its loop records those of runs that wait."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._timer: Any = None
+
+    def start(self, consumer: Any) -> None:
+        if consumer.timer is None:
+            return
+        self._timer = consumer.timer.call_repeatedly(FLUSH_INTERVAL_SECONDS, record_waiting_runs)
+        _WAITING.held = True
+
+    def stop(self, consumer: Any) -> None:
+        # The consumer stops (connection lost, shutdown): runs it had not started go back
+        # to their queue with their messages, so QUEUED, which the ledger still says, is
+        # right for them.
+        _WAITING.held = False
+        _WAITING.runs.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def shutdown(self, consumer: Any) -> None:
+        self.stop(consumer)
 
 
 def _on_prerun(task_id: str | None = None, task: Any = None, kwargs: Any = None, **_: Any) -> None:
@@ -61,12 +158,32 @@ def _on_prerun(task_id: str | None = None, task: Any = None, kwargs: Any = None,
     task.record_start(task_id, kwargs or {})
 
 
+def _success_event(task_id: str, state: str, result: Any, request: Any) -> EndEvent | None:
+    """The SUCCESS event the result backend stores with a catalog job's result, when the
+    results live on the broker's Redis, where the run-event stream is."""
+    if state != "SUCCESS" or not _is_job(getattr(request, "task", None)):
+        return None
+    settings = resources.settings()
+    if settings.effective_result_backend_url != settings.effective_broker_url:
+        return None
+    return EndEvent(
+        stream=stream_key(settings.redis_key_prefix),
+        max_len=settings.ledger_stream_max_len,
+        state="SUCCESS",
+        detail=detail(task_id, result=_result_summary(result)),
+    )
+
+
+def _result_summary(result: Any) -> dict[str, Any]:
+    return result if isinstance(result, dict) else {}
+
+
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     if sender is None or not _is_job(sender.name):
         return
-    resources.events().append(
-        sender.request.id, "SUCCESS", result=result if isinstance(result, dict) else {}
-    )
+    if getattr(sender.request, "marketq_end_recorded", False):
+        return  # stored with the result (_success_event)
+    resources.events().append(sender.request.id, "SUCCESS", result=_result_summary(result))
 
 
 def _on_failure(
@@ -155,3 +272,4 @@ def connect_ledger_signals() -> None:
     }
     for signal, handler in handlers.items():
         signal.connect(handler, weak=False, dispatch_uid=f"marketq.ledger.{handler.__name__}")
+    MarketqRedisBackend.end_event = MarketqSentinelBackend.end_event = _success_event

@@ -20,6 +20,7 @@ from marketq.common.publish import (
     validate_params,
 )
 from marketq.common.queues import Queue
+from marketq.common.run_events import DETAIL_FIELD, STATE_FIELD, detail
 from marketq.common.webhooks import notify_key
 from marketq.providers import metrics as vendor_metrics
 from marketq.providers.quota import QuotaDeferredError, deadline_scope
@@ -32,6 +33,10 @@ from marketq.worker.metrics import count_execution_after_end, count_outcome
 from marketq.worker.registry import JobFunction, JobResult
 
 log = logging.getLogger("marketq.worker.job")
+
+# The request attribute under which the worker's main process sends a run's receipt to
+# the pool child (marketq.worker.ledger_signals); STARTED carries it.
+RECEIPT_KEY = "marketq_receipt"
 
 
 def message_enqueued_at(headers: dict[str, Any] | None) -> datetime | None:
@@ -166,32 +171,41 @@ class JobTask(Task):  # type: ignore[misc]
         Called by the ledger's ``task_prerun`` handler, so STARTED is recorded before
         anything else of the run happens.
 
-        One round trip on the broker, where the API and the pipeline engine leave the
-        cancel and subscription marks, when the result backend is the same Redis (the
-        default); a second one to the backend for the stored result otherwise. Each
-        Redis round trip is a measurable share of a short run's cost (docs/performance.md)."""
+        One script on the broker, where the API and the pipeline engine leave the cancel
+        and subscription marks, when the result backend is the same Redis (the default);
+        a second round trip to the backend for the stored result otherwise. Each Redis
+        round trip is a measurable share of a short run's cost (docs/performance.md).
+        STARTED is appended only when the run is not cancelled: a run cancelled while
+        queued is discarded, and its row must not say it started."""
         settings = resources.settings()
         events = resources.events()
         backend = self.app.backend
         request = self.request
-        pipe = events.client.pipeline(transaction=False)
-        events.add_to(
-            pipe,
+        meta_key = backend.get_key_for_task(run_id)
+        shared = settings.effective_result_backend_url == settings.effective_broker_url
+        started = detail(
             run_id,
-            "STARTED",
             job=self.name,
             queue=(request.delivery_info or {}).get("routing_key"),
             params=kwargs,
             worker=request.hostname or "",
+            # The receipt the main process sent along (marketq.worker.ledger_signals):
+            # a run that started at once has no RECEIVED event of its own.
+            **(getattr(request, RECEIPT_KEY, None) or {}),
         )
-        pipe.exists(revoked_key(settings.redis_key_prefix, run_id))
-        pipe.exists(notify_key(settings.redis_key_prefix, run_id))
-        meta_key = backend.get_key_for_task(run_id)
-        shared = settings.effective_result_backend_url == settings.effective_broker_url
+        keys = [
+            revoked_key(settings.redis_key_prefix, run_id),
+            notify_key(settings.redis_key_prefix, run_id),
+            events.key,
+        ]
         if shared:
-            pipe.get(meta_key)
-        _, revoked, notify, *rest = pipe.execute()
-        meta = rest[0] if shared else backend.client.get(meta_key)
+            keys.append(meta_key)
+        revoked, notify, *rest = start_script(events.client)(
+            keys=keys,
+            args=[events.max_len, STATE_FIELD, "STARTED", DETAIL_FIELD, started],
+            client=events.client,
+        )
+        meta = rest[0] if rest else (None if shared else backend.client.get(meta_key))
         ended = False
         if meta:
             ended = backend.decode_result(meta).get("status") in states.READY_STATES
@@ -204,6 +218,31 @@ class JobTask(Task):  # type: ignore[misc]
             task_id=run_id, state="PROGRESS", meta={"current": current, "total": total}
         )
         resources.events().append(run_id, "PROGRESS", current=current, total=total)
+
+
+# KEYS: the run's cancel mark, its webhook mark, the run-event stream, and its stored
+# result when results live on the broker. ARGV: the stream's MAXLEN ~, then STARTED's
+# fields as name, value, name, value. Returns {cancelled, notify, stored result}; a
+# missing result ends the reply early (Lua's nil).
+_START = """
+local revoked = redis.call('EXISTS', KEYS[1])
+if revoked == 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*', ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+end
+local meta = false
+if KEYS[4] then meta = redis.call('GET', KEYS[4]) end
+return {revoked, redis.call('EXISTS', KEYS[2]), meta}
+"""
+_start_script: Any = None
+
+
+def start_script(client: Any) -> Any:
+    """The start script (redis-py sends its SHA, and the text once per server that lacks
+    it); every call passes the client to run it on."""
+    global _start_script
+    if _start_script is None:
+        _start_script = client.register_script(_START)
+    return _start_script
 
 
 def make_task_class(

@@ -1,4 +1,4 @@
-"""Arguments and options every API command shares, and the exit codes' help text."""
+"""Arguments and options the commands share, and the exit codes' help text."""
 
 from __future__ import annotations
 
@@ -59,3 +59,27 @@ AtOption = Annotated[
 
 
 RunIdArgument = Annotated[str, typer.Argument(metavar="ID", help="Run id.")]
+
+
+# What a new run is: `marketq run` (over the API) and `marketq submit` (to the broker).
+JobArgument = Annotated[str, typer.Argument(metavar="JOB", help="Catalog job name.")]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        metavar="KEY=VALUE",
+        help="One param; repeat. Lists: symbols=AAPL,MSFT; JSON values ok.",
+    ),
+]
+ParamsJsonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--params-json",
+        metavar="PARAMS",
+        help="All params as one JSON object (--param pairs override its keys).",
+    ),
+]
+CountdownOption = Annotated[float | None, typer.Option(help="Seconds to wait first.")]
+PriorityOption = Annotated[int | None, typer.Option(help="0 (highest) .. 9.")]
+QueueOption = Annotated[str | None, typer.Option(help="Another queue (health_check only).")]

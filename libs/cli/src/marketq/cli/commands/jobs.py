@@ -27,7 +27,17 @@ from marketq.cli.client import (
     report,
 )
 from marketq.cli.lookup import job_names, with_hint
-from marketq.cli.options import ApiKeyOption, ApiUrlOption, JsonOption
+from marketq.cli.options import (
+    ApiKeyOption,
+    ApiUrlOption,
+    CountdownOption,
+    JobArgument,
+    JsonOption,
+    ParamOption,
+    ParamsJsonOption,
+    PriorityOption,
+    QueueOption,
+)
 from marketq.cli.output import console, emit, err_console
 from marketq.cli.params import api_params
 from marketq.cli.render import render_jobs, styled_state
@@ -125,24 +135,12 @@ def follow_run(
 
 
 def run(
-    job_name: Annotated[str, typer.Argument(metavar="JOB", help="Catalog job name.")],
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param", "-p", help="key=value; repeat. Lists: symbols=AAPL,MSFT; JSON values ok."
-        ),
-    ] = None,
-    params_json: Annotated[
-        str | None,
-        typer.Option(
-            "--params-json",
-            metavar="PARAMS",
-            help="All params as one JSON object (--param pairs override its keys).",
-        ),
-    ] = None,
-    countdown: Annotated[float | None, typer.Option(help="Seconds to wait first.")] = None,
-    priority: Annotated[int | None, typer.Option(help="0 (highest) .. 9.")] = None,
-    queue: Annotated[str | None, typer.Option(help="Another queue (health_check only).")] = None,
+    job_name: JobArgument,
+    param: ParamOption = None,
+    params_json: ParamsJsonOption = None,
+    countdown: CountdownOption = None,
+    priority: PriorityOption = None,
+    queue: QueueOption = None,
     idempotency_key: Annotated[
         str | None,
         typer.Option(help="Same key + same request: the same run, once (Idempotency-Key)."),

@@ -22,28 +22,26 @@ from marketq.cli.client import (
     EXIT_TIMEOUT,
     EXIT_UNAVAILABLE,
 )
+from marketq.cli.options import (
+    CountdownOption,
+    JobArgument,
+    ParamOption,
+    ParamsJsonOption,
+    PriorityOption,
+    QueueOption,
+)
 from marketq.cli.output import console, emit, err_console
 from marketq.cli.params import parse_params
 from marketq.common.catalog import CATALOG, UnknownJobError
 
 
 def submit(
-    job_name: Annotated[str, typer.Argument(metavar="JOB", help="Catalog job name.")],
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="key=value; repeat. Lists: symbols=AAPL,MSFT"),
-    ] = None,
-    params_json: Annotated[
-        str | None,
-        typer.Option(
-            "--params-json",
-            metavar="PARAMS",
-            help="All params as one JSON object (--param pairs override its keys).",
-        ),
-    ] = None,
-    queue: Annotated[str | None, typer.Option(help="Another queue (health_check only).")] = None,
-    countdown: Annotated[float | None, typer.Option(help="Seconds to wait first.")] = None,
-    priority: Annotated[int | None, typer.Option(help="0 (highest) .. 9.")] = None,
+    job_name: JobArgument,
+    param: ParamOption = None,
+    params_json: ParamsJsonOption = None,
+    countdown: CountdownOption = None,
+    priority: PriorityOption = None,
+    queue: QueueOption = None,
     idempotency_key: Annotated[
         str | None,
         typer.Option(

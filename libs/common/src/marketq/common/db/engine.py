@@ -11,6 +11,7 @@ without closing the parent's sockets, and opens its own connections.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -89,6 +90,14 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def _key(url: str | URL) -> str:
+    if isinstance(url, str):
+        return _key_of_text(url)
+    return url.render_as_string(hide_password=False)
+
+
+@functools.lru_cache(maxsize=64)
+def _key_of_text(url: str) -> str:
+    # Parsed once per URL: a worker asks for its session factory on every run.
     return make_url(url).render_as_string(hide_password=False)
 
 

@@ -26,8 +26,9 @@ from marketq.cli.commands import (
     schedules,
     submit,
 )
-from marketq.cli.options import EXIT_CODES_HELP
+from marketq.cli.options import EXIT_CODES_HELP, hide_flag_types
 
+hide_flag_types()
 app = typer.Typer(
     name="marketq",
     help="marketq: market-data jobs on Celery and Redis.",

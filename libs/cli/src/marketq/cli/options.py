@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok (with --wait: the run succeeded) · 1 the run ended FAILURE, REVOKED or LOST "
@@ -83,3 +84,19 @@ ParamsJsonOption = Annotated[
 CountdownOption = Annotated[float | None, typer.Option(help="Seconds to wait first.")]
 PriorityOption = Annotated[int | None, typer.Option(help="0 (highest) .. 9.")]
 QueueOption = Annotated[str | None, typer.Option(help="Another queue (health_check only).")]
+
+
+def hide_flag_types() -> None:
+    """Show no type beside a flag in help (typer 0.29 prints ``--help <bool>``: a flag
+    takes no value, so a type there misleads); options that take a value keep theirs."""
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "marketq_hides_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag and self.metavar is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich.marketq_hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]

@@ -41,6 +41,7 @@ def clean_env(var: Path, **extra: str) -> dict[str, str]:
 @dataclass
 class Devstack:
     proc: subprocess.Popen[str]
+    var: Path
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -66,13 +67,15 @@ class Devstack:
         return self.text
 
     def descendants(self) -> list[psutil.Process]:
-        return started_by(self.proc.pid)
+        return started_by(self.proc.pid, self.var)
 
 
-def started_by(pid: int) -> list[psutil.Process]:
+def started_by(pid: int, var: Path) -> list[psutil.Process]:
     """Processes the launcher started: its children run in sessions of their own, so they
-    are found by the DEVSTACK_DIR in their environment rather than by parentage."""
-    marker = psutil.Process(pid).environ().get("DEVSTACK_DIR")
+    are found by the DEVSTACK_DIR in their environment rather than by parentage. The marker
+    is the directory this test gave, not one read from the launcher: once the launcher has
+    exited its environment reads as empty, and an absent marker would match every process."""
+    marker = str(var)
     found = []
     for proc in psutil.process_iter():
         try:
@@ -92,7 +95,7 @@ def launch(var: Path, **extra: str) -> Devstack:
         text=True,
         cwd=ROOT,
     )
-    return Devstack(proc)
+    return Devstack(proc, var)
 
 
 def sourced(env_file: Path) -> dict[str, str]:

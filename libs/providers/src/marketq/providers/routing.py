@@ -11,7 +11,7 @@ validated; rejected records are kept on the router for the run's result.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -93,6 +93,9 @@ class ProviderRegistry:
         self._settings = settings
         self._quota = quota or NoQuota()
         self._adapters: dict[str, MarketDataProvider] = {}
+        # Each job's chains, resolved once: the settings do not change within a process,
+        # and resolving them on every run was a measurable share of a no-op job's cost.
+        self._job_chains: dict[str | None, Mapping[str, Sequence[MarketDataProvider]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -155,10 +158,13 @@ class ProviderRegistry:
         return names
 
     def for_job(self, job: str | None, validator: RecordValidator | None = None) -> RoutedProvider:
-        chains = {
-            kind: [self.adapter(name) for name in chain_for(self._settings, kind, job)]
-            for kind in DATA_KINDS
-        }
+        chains = self._job_chains.get(job)
+        if chains is None:
+            chains = {
+                kind: tuple(self.adapter(name) for name in chain_for(self._settings, kind, job))
+                for kind in DATA_KINDS
+            }
+            self._job_chains[job] = chains
         return RoutedProvider(chains, validator)
 
 
@@ -169,7 +175,7 @@ class RoutedProvider:
 
     def __init__(
         self,
-        chains: dict[str, list[MarketDataProvider]],
+        chains: Mapping[str, Sequence[MarketDataProvider]],
         validator: RecordValidator | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

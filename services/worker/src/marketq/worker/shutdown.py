@@ -10,9 +10,13 @@ no job runs, or when the timeout ends.
 
 Running jobs are counted by the pool processes themselves: the signal handler that runs
 the soft shutdown blocks the main process's event loop, so the main process's own request
-list does not change while it waits. Each pool process marks the job it runs with a file
-(task_prerun creates it, the last task_postrun receiver removes it) in a directory the
-main process made before forking them. The pool process hands the result back after
+list does not change while it waits. Each pool process marks the job it runs in its slot
+of a shared memory page the main process mapped before forking them: task_prerun writes
+the process's pid there, the last task_postrun receiver writes 0. That is a store into
+memory, not a system call, so the bookkeeping costs nothing measurable per run (the file
+per run it replaced cost about 5% of a pool process's time on a no-op job). A slot whose
+pid is no longer alive (a pool process killed mid-job) does not count, and a replacement
+process clears its slot when it starts. The pool process hands the result back after
 task_postrun, and the main process acknowledges the message only when it reads that
 result after this wait: a short settle time after the last marker goes lets the result
 reach the pipe, so the cold shutdown acknowledges it instead of cancelling the run and
@@ -22,13 +26,13 @@ re-queueing a job that already finished (tests/integration/test_delivery.py).
 from __future__ import annotations
 
 import logging
+import mmap
 import os
-import shutil
-import tempfile
+import struct
 import time
-from pathlib import Path
 from typing import Any
 
+from billiard.process import current_process  # type: ignore[import-untyped]  # no hints
 from celery import Celery, signals
 from celery.apps.worker import Worker
 
@@ -36,40 +40,63 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
 SETTLE_SECONDS = 1.0
-_running_dir: Path | None = None
+# One 8-byte pid per pool process index; billiard numbers pool processes 0..concurrency-1
+# and gives a replacement the index of the process it replaces.
+SLOTS = 4096
+_SLOT = struct.Struct("q")
+_running: mmap.mmap | None = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def running_jobs() -> int:
     """Jobs the pool processes run right now (0 before the worker started)."""
-    if _running_dir is None:
+    if _running is None:
         return 0
-    return sum(1 for _ in _running_dir.iterdir())
+    pids = (pid for (pid,) in _SLOT.iter_unpack(_running) if pid)
+    return sum(1 for pid in pids if _alive(pid))
 
 
 def _on_worker_init(**_: Any) -> None:
-    global _running_dir
-    _running_dir = Path(tempfile.mkdtemp(prefix="marketq-running-"))
+    global _running
+    # Anonymous and shared: the pool processes forked after this write into the same page.
+    _running = mmap.mmap(-1, SLOTS * _SLOT.size)
 
 
 def _on_worker_shutdown(**_: Any) -> None:
-    if _running_dir is not None:
-        shutil.rmtree(_running_dir, ignore_errors=True)
+    global _running
+    if _running is not None:
+        _running.close()
+        _running = None
 
 
-def _marker() -> Path | None:
-    return None if _running_dir is None else _running_dir / str(os.getpid())
+def _slot_offset() -> int | None:
+    index = getattr(current_process(), "index", 0) or 0
+    if _running is None or index >= SLOTS:
+        return None
+    return int(index) * _SLOT.size
+
+
+def _mark(pid: int) -> None:
+    offset = _slot_offset()
+    if offset is not None and _running is not None:
+        _SLOT.pack_into(_running, offset, pid)
 
 
 def _on_prerun(**_: Any) -> None:
-    marker = _marker()
-    if marker is not None:
-        marker.touch()
+    _mark(os.getpid())
 
 
 def _on_postrun(**_: Any) -> None:
-    marker = _marker()
-    if marker is not None:
-        marker.unlink(missing_ok=True)
+    _mark(0)
 
 
 class DrainingWorker(Worker):  # type: ignore[misc]  # celery ships no type hints
@@ -97,8 +124,10 @@ class DrainingWorker(Worker):  # type: ignore[misc]  # celery ships no type hint
 
 
 def _on_process_init(**_: Any) -> None:
+    # A replacement for a process killed mid-job starts with its slot cleared.
+    _mark(0)
     # Connected in the pool process, after every module connected its own receivers: the
-    # marker goes only when every task_postrun receiver has run.
+    # slot clears only when every task_postrun receiver has run.
     signals.task_postrun.connect(_on_postrun, weak=False)
 
 

@@ -36,6 +36,8 @@ from billiard.process import current_process  # type: ignore[import-untyped]  # 
 from celery import Celery, signals
 from celery.apps.worker import Worker
 
+from marketq.worker.multiproc import process_exists
+
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
@@ -47,22 +49,12 @@ _SLOT = struct.Struct("q")
 _running: mmap.mmap | None = None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_jobs() -> int:
     """Jobs the pool processes run right now (0 before the worker started)."""
     if _running is None:
         return 0
     pids = (pid for (pid,) in _SLOT.iter_unpack(_running) if pid)
-    return sum(1 for pid in pids if _alive(pid))
+    return sum(1 for pid in pids if process_exists(pid))
 
 
 def _on_worker_init(**_: Any) -> None:

@@ -67,6 +67,26 @@ def test_a_pool_process_in_a_job_counts_until_the_job_ends(mapped: None) -> None
     assert shutdown.running_jobs() == 0
 
 
+def test_a_pool_process_killed_mid_job_but_not_yet_reaped_does_not_count(mapped: None) -> None:
+    # Between a pool process's death and billiard reaping it, its pid is a zombie: still
+    # signalable (kill(pid, 0) succeeds), yet it runs nothing the shutdown should wait for.
+    killed = _fork_pool_process(2, run=True, hold=True)
+    os.kill(killed, signal.SIGKILL)
+    try:
+        deadline = time.monotonic() + 5
+        while not _is_zombie(killed) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _is_zombie(killed)
+        assert shutdown.running_jobs() == 0
+    finally:
+        _reap(killed)
+
+
+def _is_zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+
+
 def test_a_replacement_clears_the_slot_of_the_process_it_replaces(mapped: None) -> None:
     killed = _fork_pool_process(3, run=True, hold=True)
     os.kill(killed, signal.SIGKILL)

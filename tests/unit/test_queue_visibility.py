@@ -252,3 +252,35 @@ def test_reconciler_judges_a_run_by_its_queues_timeout(db_url: str, redis_url: s
     lost = [f[DETAIL_FIELD.encode()] for _id, f in events if f[STATE_FIELD.encode()] == b"LOST"]
     # market_hours' 12 s have passed: the run is settled. daily's 2 x 1260 + 2 s have not.
     assert len(lost) == 1 and runs["market_hours"].encode() in lost[0]
+
+
+# --- one Redis client per pool ---------------------------------------------------------
+
+
+def test_acknowledgements_reuse_one_redis_client_per_pool(
+    broker: Connection, redis_url: str
+) -> None:
+    """kombu builds a client for every acknowledgement; redis-py 8's constructor made that
+    the consumer loop's largest cost (docs/performance.md). The channel keeps one per
+    pool, and a pool dropped after a connection loss gets a new one."""
+    client = redis.Redis.from_url(redis_url)
+    channel = broker.default_channel
+    built: list[object] = []
+    make_client = channel.Client
+
+    def counting_client(**kwargs: object) -> object:
+        built.append(kwargs["connection_pool"])
+        return make_client(**kwargs)
+
+    channel.Client = counting_client
+    tags = [deliver(broker, [f"q{i}"])[f"q{i}"] for i in range(5)]
+    for tag in tags[:3]:
+        channel.basic_ack(tag)
+    assert client.hlen("marketq:unacked") == 2
+    assert len(built) == 1
+
+    channel._disconnect_pools()  # what kombu does when the connection is lost
+    for tag in tags[3:]:
+        channel.basic_ack(tag)
+    assert client.hlen("marketq:unacked") == 0 and client.zcard("marketq:unacked_index") == 0
+    assert len(built) == 2 and built[1] is channel.pool is not built[0]

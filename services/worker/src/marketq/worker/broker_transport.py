@@ -10,7 +10,8 @@ Redis's ``ConnectionError`` instead lets the close fail the way a close during a
 outage should; ``connection_loss.RestoreHeldMessages`` puts the messages back once the
 worker is connected again.
 
-Its restore sweep also gives each queue its own visibility timeout (``QueueVisibilityQoS``).
+Its restore sweep also gives each queue its own visibility timeout (``QueueVisibilityQoS``),
+and it reuses one Redis client per connection pool (``Channel._create_client``).
 
 ``SentinelTransport`` is the same channel on the current master of a group of Redis
 Sentinels (a ``sentinel://`` broker URL): kombu's ``SentinelChannel`` with these
@@ -122,6 +123,25 @@ class Channel(kombu_redis.Channel):
         *kombu_redis.Channel.from_transport_options,
         "queue_visibility_timeouts",
     )
+
+    _sync_client: Any = None
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        """One client object per connection pool, not one per call.
+
+        kombu builds a new client for every synchronous command it sends outside a pipeline
+        it was given: each acknowledgement, each delivery's bookkeeping. redis-py 8's
+        client constructor fills a table of ~200 response callbacks, which made it the
+        largest single cost of the worker's consumer loop (docs/performance.md). A client
+        holds no connection of its own (its pool does), so one per pool is equivalent; a
+        pool kombu drops after a connection loss gets a new client with it."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
+        pool = self.pool
+        client = self._sync_client
+        if client is None or client.connection_pool is not pool:
+            client = self._sync_client = super()._create_client()  # type: ignore[no-untyped-call]
+        return client
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:

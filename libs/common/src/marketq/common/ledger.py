@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_
+from sqlalchemy import ColumnElement, String, and_, case, func, literal_column, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -166,9 +166,18 @@ def _upsert(dialect: str) -> Any:
     return stmt.on_conflict_do_update(index_elements=[TaskRun.id], set_=_merge(stmt.excluded))
 
 
+def _constant(value: str) -> ColumnElement[str]:
+    """A state name (or "") written into the statement's text. As a bound parameter each
+    of the SET clause's ~60 constants would be processed again for every row of every
+    executemany: four fifths of the writer's SQL cost when it was profiled."""
+    if not (value == "" or value.isalpha()):
+        raise ValueError(f"not a constant the ledger writes inline: {value!r}")
+    return literal_column(f"'{value}'", String)
+
+
 def _one_of(column: Any, values: Iterable[str]) -> ColumnElement[bool]:
     """``column IN (...)`` as plain comparisons: an executemany cannot expand an IN list."""
-    return or_(*(column == value for value in sorted(values)))
+    return or_(*(column == _constant(value) for value in sorted(values)))
 
 
 def _merge(excluded: Any) -> dict[str, ColumnElement[Any]]:
@@ -184,14 +193,21 @@ def _merge(excluded: Any) -> dict[str, ColumnElement[Any]]:
     def frozen(column: str, running: ColumnElement[Any]) -> ColumnElement[Any]:
         return case((finished, getattr(t, column)), else_=running)
 
-    succeeded = x.state == RunState.SUCCESS.value
+    succeeded = x.state == _constant(RunState.SUCCESS.value)
+    queued, empty = _constant(RunState.QUEUED.value), _constant("")
     return {
         "state": case(
             (finished, t.state),
             (_one_of(x.state, _FINISHED), x.state),
-            (x.state == RunState.QUEUED.value, t.state),
-            (t.state == RunState.QUEUED.value, x.state),
-            (and_(x.state == "RECEIVED", t.state == "RETRY"), t.state),
+            (x.state == queued, t.state),
+            (t.state == queued, x.state),
+            (
+                and_(
+                    x.state == _constant(RunState.RECEIVED.value),
+                    t.state == _constant(RunState.RETRY.value),
+                ),
+                t.state,
+            ),
             (x.updated_at >= t.updated_at, x.state),
             else_=t.state,
         ),
@@ -200,9 +216,9 @@ def _merge(excluded: Any) -> dict[str, ColumnElement[Any]]:
         ),
         # Every event that names the job carries the same job, queue and params: the
         # first one written fills them in.
-        "job": case((t.job == "", x.job), else_=t.job),
-        "queue": case((t.queue == "", x.queue), else_=t.queue),
-        "params": case((t.job == "", x.params), else_=t.params),
+        "job": case((t.job == empty, x.job), else_=t.job),
+        "queue": case((t.queue == empty, x.queue), else_=t.queue),
+        "params": case((t.job == empty, x.params), else_=t.params),
         "enqueued_at": func.coalesce(x.enqueued_at, t.enqueued_at),
         "eta": func.coalesce(x.eta, t.eta),
         "parent_id": func.coalesce(x.parent_id, t.parent_id),

@@ -132,9 +132,9 @@ class Channel(kombu_redis.Channel):
         kombu builds a new client for every synchronous command it sends outside a pipeline
         it was given: each acknowledgement, each delivery's bookkeeping. redis-py 8's
         client constructor fills a table of ~200 response callbacks, which made it the
-        largest single cost of the worker's consumer loop (docs/performance.md). A client
-        holds no connection of its own (its pool does), so one per pool is equivalent; a
-        pool kombu drops after a connection loss gets a new client with it."""
+        largest single cost of the worker's consumer loop (docs/design.md#transport-client).
+        A client holds no connection of its own (its pool does), so one per pool is
+        equivalent; a pool kombu drops after a connection loss gets a new client with it."""
         if asynchronous:
             return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
         pool = self.pool

@@ -55,14 +55,18 @@ class Process:
         except psutil.NoSuchProcess:
             return []
 
-    def local_ports(self) -> set[int]:
-        """Local TCP ports of every connection the process and its children hold."""
+    def local_ports(self, remote_port: int) -> set[int]:
+        """Local TCP ports of the connections to ``remote_port`` that the process and its
+        children hold. Only those: Linux gives one ephemeral port to several connections
+        when their destinations differ, so another process's connection to that server
+        may share a port this process uses for its database connection."""
         ports = set()
         for proc in self.tree():
             try:
-                ports |= {c.laddr.port for c in proc.net_connections(kind="tcp") if c.laddr}
+                connections = proc.net_connections(kind="tcp")
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
+            ports |= {c.laddr.port for c in connections if c.raddr and c.raddr.port == remote_port}
         return ports
 
     def terminate(self) -> None:

@@ -212,7 +212,7 @@ def test_every_keda_trigger_names_a_list_its_target_deployment_consumes(
     consumed_by_port = brpop_keys_by_client(e2e_redis, seconds=4)
     consumed: dict[str, set[str]] = {}
     for name, process in workers.items():
-        ports = process.local_ports()
+        ports = process.local_ports(e2e_redis.port)
         consumed[name] = set().union(*(k for p, k in consumed_by_port.items() if p in ports))
         assert consumed[name], f"{name} popped no list in 4 s (is it consuming?)"
     scaled_objects = rendered.of_kind("ScaledObject")

@@ -356,9 +356,9 @@ class Bench:
             "127.0.0.1",
             "--no-access-log",
             "--loop",
-            "uvloop",
+            "asyncio",
             "--http",
-            "httptools",
+            "marketq.api.http_protocol:NoDelayHttpToolsProtocol",
         ]
         specs: dict[str, list[str]] = {
             "marketq": [str(VENV_BIN / "marketq-api"), "--host", "127.0.0.1", "--port", "{port}"],
@@ -823,8 +823,8 @@ LAYERS: list[tuple[str, Callable[[str, str], bool]]] = [
     ),
     ("uvicorn + httptools: HTTP, ASGI glue", lambda func, path: path.startswith("uvicorn/")),
     (
-        "event loop: asyncio + uvloop (native I/O, callbacks)",
-        lambda func, path: path.startswith(("asyncio/", "uvloop")),
+        "event loop: asyncio (selectors, callbacks)",
+        lambda func, path: path.startswith(("asyncio/", "selectors", "uvloop")),
     ),
 ]
 

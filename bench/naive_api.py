@@ -6,10 +6,11 @@ request, the task id back. A plain ``def`` route, so FastAPI runs the blocking p
 in its thread pool. No auth, no validation beyond the task's own, no rate limit, no run
 record: everything the marketq API does on top is missing here.
 
-Served by uvicorn exactly like marketq-api (uvloop, httptools, no access log, the same
-worker count):
+Served by uvicorn exactly like marketq-api (asyncio's loop, its httptools protocol, no
+access log, the same worker count):
 
-    uvicorn bench.naive_api:app --host 127.0.0.1 --port P --loop uvloop --http httptools
+    uvicorn bench.naive_api:app --host 127.0.0.1 --port P --loop asyncio \
+        --http marketq.api.http_protocol:NoDelayHttpToolsProtocol
 """
 
 from __future__ import annotations

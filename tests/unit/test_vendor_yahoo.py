@@ -17,6 +17,7 @@ import pytest
 import requests
 import responses
 import yfinance
+from yfinance.data import YfData
 
 from marketq.providers.errors import (
     NotOfferedError,
@@ -36,6 +37,15 @@ AT = datetime(2026, 12, 3, 18, 41, tzinfo=UTC)
 def _yfinance_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     # yfinance keeps a timezone and cookie cache on disk; keep it out of the home directory.
     yfinance.set_tz_cache_location(str(tmp_path_factory.mktemp("yfinance-cache")))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_yfinance_session_state() -> None:
+    """yfinance keeps its cookie strategy and crumb in a process-wide singleton (YfData).
+    A test elsewhere in the process whose crumb fetch failed leaves it on the 'csrf'
+    strategy (guce.yahoo.com), which no fixture here records; each test starts from a new
+    one, as a fresh worker process would."""
+    type(YfData)._instances.pop(YfData, None)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from marketq.common.catalog import CATALOG, Catalog
 from marketq.common.celery_app import create_celery_app, effective_time_limits
 from marketq.common.logs import connect_celery_logging
 from marketq.common.settings import get_settings
-from marketq.worker import ledger_service, observability, shutdown
+from marketq.worker import ledger_service, observability, resources, shutdown
 from marketq.worker.broker_transport import transport_path
 from marketq.worker.connection_loss import RestoreHeldMessages
 from marketq.worker.delayed import ReleaseDueRuns
@@ -49,6 +49,7 @@ def create_worker_app() -> Celery:
     shutdown.install(app)
     connect_celery_logging()
     connect_tracing_signals(app)
+    resources.install()
     return app
 
 

@@ -7,16 +7,20 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketq.common.db.engine import create_db_engine, session_factory
 from marketq.common.db.models import TaskRun
-from marketq.common.ledger import _COLUMNS, RunEvent, _upsert, fold, upsert_rows
+from marketq.common.db.types import NaiveDatetimeError
+from marketq.common.ledger import _COLUMNS, ROWS_PARAM, RunEvent, _upsert, fold, upsert_rows
 from tests.fixtures.postgres import DIALECTS
 
 RUN = "run-1"
@@ -147,9 +151,82 @@ def test_a_receipt_carried_by_started_fills_received_at_in_any_batch_order(
 def test_the_upsert_binds_only_the_rows_columns(dialect: str) -> None:
     """The SET clause's state names are written into the statement, not bound: a bound
     constant is processed again for every row of every batch, which once made up most of
-    the writer's SQL cost (docs/performance.md)."""
+    the writer's SQL cost (docs/performance.md). On PostgreSQL the rows themselves are one
+    parameter, the batch as a JSON document."""
     compiled = _upsert(dialect).compile(
         dialect=sqlite.dialect() if dialect == "sqlite" else postgresql.dialect()
     )
-    assert set(compiled.binds) == set(_COLUMNS)
+    assert set(compiled.binds) == (set(_COLUMNS) if dialect == "sqlite" else {ROWS_PARAM})
     assert "'SUCCESS'" in compiled.string and "'QUEUED'" in compiled.string
+
+
+@pytest.mark.postgres
+def test_a_postgresql_batch_is_one_statement_executed_once(postgres_shared_db: Any) -> None:
+    """Not an executemany: psycopg runs one of those as a Bind and an Execute per row, the
+    writer's main cost per run on PostgreSQL (docs/performance.md#ledger-upsert)."""
+    engine = create_db_engine(postgres_shared_db.reset())
+    executions: list[bool] = []
+
+    @sqlalchemy.event.listens_for(engine, "before_cursor_execute")
+    def count(*args: Any) -> None:
+        executions.append(bool(args[-1]))  # the executemany flag
+
+    events = [
+        RunEvent(f"run-{i}", state, at, {"id": f"run-{i}", "at": at, "job": "health_check"})
+        for i in range(50)
+        for state, at in (("STARTED", 1.0), ("SUCCESS", 2.0))
+    ]
+    try:
+        with session_factory(engine).begin() as session:
+            executions.clear()  # the connection's own set-up
+            upsert_rows(session, fold(events))
+            assert executions == [False]
+        with session_factory(engine)() as session:
+            assert session.query(TaskRun).filter(TaskRun.state == "SUCCESS").count() == 50
+    finally:
+        engine.dispose()
+
+
+def test_every_column_survives_the_write_unchanged(sessions: sessionmaker[Session]) -> None:
+    """Whatever the events carry comes back as it went in: text that needs quoting or
+    escaping (in SQL and in JSON), nested parameters, instants to the microsecond."""
+    params = {"symbols": ["BRK.B", "Ünïcødé €"], "note": 'a "quoted" \\ back\\slash\n', "n": 1.5}
+    error = 'ValueError: it\'s a "bad" value\nsecond line \\ ✓'
+    at = 1_700_000_000.123456
+    queued = RunEvent(
+        RUN,
+        "QUEUED",
+        at,
+        {
+            "id": RUN,
+            "at": at,
+            "job": "daily_bars",
+            "queue": "daily",
+            "params": params,
+            "enqueued_at": at,
+            "eta": "2026-12-07T14:30:00.000001+00:00",
+            "parent_id": "p-1",
+        },
+    )
+    failed = RunEvent(RUN, "FAILURE", at + 1, {"id": RUN, "at": at + 1, "error": error})
+    row = write(sessions, [queued, failed])
+    assert row.params == params and row.error == error
+    assert (row.job, row.queue, row.parent_id, row.state) == (
+        "daily_bars",
+        "daily",
+        "p-1",
+        "FAILURE",
+    )
+    assert row.enqueued_at == datetime.fromtimestamp(at, UTC)
+    assert row.eta == datetime(2026, 12, 7, 14, 30, 0, 1, tzinfo=UTC)
+    assert row.finished_at == datetime.fromtimestamp(at + 1, UTC)
+    assert row.result is None and row.progress_current is None and row.attempts == 0
+
+
+def test_a_naive_instant_is_refused_not_read_in_the_servers_zone(
+    sessions: sessionmaker[Session],
+) -> None:
+    (row,) = fold([STARTED])
+    row["updated_at"] = datetime(2026, 12, 7, 9, 30)  # no zone
+    with pytest.raises((NaiveDatetimeError, StatementError)), sessions.begin() as session:
+        upsert_rows(session, [row])

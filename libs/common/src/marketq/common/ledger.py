@@ -31,9 +31,11 @@ from sqlalchemy import (
     ColumnClause,
     ColumnElement,
     String,
+    Text,
     and_,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     or_,
@@ -184,7 +186,7 @@ def _upsert(dialect: str) -> Any:
     if dialect == "postgresql":
         columns = list(TaskRun.__table__.columns)
         batch = (
-            func.jsonb_to_recordset(bindparam(ROWS_PARAM, type_=postgresql.JSONB))
+            func.jsonb_to_recordset(cast(bindparam(ROWS_PARAM, type_=Text), postgresql.JSONB))
             .table_valued(*(ColumnClause(c.name, c.type) for c in columns))
             .render_derived(with_types=True)
         )
@@ -198,22 +200,22 @@ def _upsert(dialect: str) -> Any:
     return stmt.on_conflict_do_update(index_elements=[TaskRun.id], set_=_merge(stmt.excluded))
 
 
-_INSTANTS = tuple(c.name for c in TaskRun.__table__.columns if isinstance(c.type, UTCDateTime))
 _UTC = UTCDateTime()
 
 
-def _as_json_rows(rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> list[dict[str, Any]]:
-    """The rows for ``jsonb_to_recordset``: instants as ISO 8601 in UTC, through the
-    column type's own check (a naive datetime is refused, never read in the server's
-    zone)."""
-    out = []
-    for row in rows:
-        doc = dict(row)
-        for name in _INSTANTS:
-            instant = _UTC.process_bind_param(doc[name], dialect)
-            doc[name] = None if instant is None else instant.isoformat()
-        out.append(doc)
-    return out
+def _json_rows(rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> str:
+    """The rows as the JSON document ``jsonb_to_recordset`` reads. The C encoder calls back
+    only for the instants, which go as ISO 8601 in UTC through the column type's own check
+    (a naive datetime is refused, never read in the server's zone)."""
+
+    def instant(value: Any) -> str:
+        if not isinstance(value, datetime):
+            raise TypeError(f"a ledger row holds a {type(value).__name__}")
+        utc = _UTC.process_bind_param(value, dialect)
+        assert utc is not None
+        return utc.isoformat()
+
+    return json.dumps(rows, default=instant)
 
 
 def _constant(value: str) -> ColumnElement[str]:
@@ -311,7 +313,7 @@ def upsert_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         return
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
-        document = {ROWS_PARAM: _as_json_rows(rows, dialect)}
+        document = {ROWS_PARAM: _json_rows(rows, dialect)}
         session.connection().execute(_upsert(dialect.name), document)
     else:
         session.connection().execute(_upsert(dialect.name), list(rows))

@@ -230,3 +230,26 @@ def test_a_naive_instant_is_refused_not_read_in_the_servers_zone(
     row["updated_at"] = datetime(2026, 12, 7, 9, 30)  # no zone
     with pytest.raises((NaiveDatetimeError, StatementError)), sessions.begin() as session:
         upsert_rows(session, [row])
+
+
+@pytest.mark.postgres
+def test_a_nul_character_does_not_stop_the_ledger_on_postgresql(postgres_shared_db: Any) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000. An error message or a result that
+    carries one (a vendor's binary answer quoted in an exception) must not make its batch
+    fail for ever: the writer retries a failed batch, so one such event would stop the
+    ledger for every run. The character is written as U+FFFD instead."""
+    engine = create_db_engine(postgres_shared_db.reset())
+    failed = RunEvent(RUN, "FAILURE", 2.0, {"id": RUN, "at": 2.0, "error": "bad\x00byte"})
+    other = RunEvent(
+        "run-2", "SUCCESS", 2.0, {"id": "run-2", "at": 2.0, "result": {"raw\x00": ["a\x00b"]}}
+    )
+    try:
+        with session_factory(engine).begin() as session:
+            upsert_rows(session, fold([QUEUED, failed, other]))
+        with session_factory(engine)() as session:
+            first, second = session.get(TaskRun, RUN), session.get(TaskRun, "run-2")
+            assert first is not None and second is not None
+            assert first.error == "bad\ufffdbyte" and first.state == "FAILURE"
+            assert second.result == {"raw\ufffd": ["a\ufffdb"]}
+    finally:
+        engine.dispose()

@@ -215,7 +215,25 @@ def _json_rows(rows: Sequence[Mapping[str, Any]], dialect: Dialect) -> str:
         assert utc is not None
         return utc.isoformat()
 
-    return json.dumps(rows, default=instant)
+    document = json.dumps(rows, default=instant)
+    if _NUL_ESCAPE in document:  # rare: a second pass only for a batch that may hold one
+        document = json.dumps(_without_nul(rows), default=instant)
+    return document
+
+
+# PostgreSQL's text and jsonb cannot hold U+0000, and a batch it refuses is retried for
+# ever, stopping the ledger for every run: the character is written as U+FFFD instead.
+_NUL_ESCAPE = "\\u0000"
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _constant(value: str) -> ColumnElement[str]:

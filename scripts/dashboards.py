@@ -563,6 +563,36 @@ WORKERS = Dashboard(
             ),
             description="What a backlog-based scaler sees per replica.",
         ),
+        Panel(
+            "Run ledger lag, p99 (event to row in task_runs)",
+            (
+                q(
+                    f"""histogram_quantile(0.99, sum by (le)
+                    (rate(marketq_ledger_lag_seconds_bucket{{{NS}}}[{RI}])))""",
+                    "p99",
+                ),
+            ),
+            unit="s",
+            thresholds=(("green", None), ("orange", 2), ("red", 10)),
+            description="The writers in the workers' main processes. Target 2 s; above "
+            "10 s for 10 minutes fires MarketqLedgerLagging.",
+        ),
+        Panel(
+            "Run ledger events per second: written, batch errors, refused",
+            (
+                q(f"sum (rate(marketq_ledger_events_written_total{{{NS}}}[{RI}]))", "written"),
+                q(
+                    f"sum (rate(marketq_ledger_write_errors_total{{{NS}}}[{RI}]))",
+                    "batches failed (retried)",
+                ),
+                q(
+                    f"sum (rate(marketq_ledger_events_refused_total{{{NS}}}[{RI}]))",
+                    "events refused (dropped)",
+                ),
+            ),
+            description="Failed batches are retried (the database is away); refused events "
+            "are dropped (MarketqLedgerEventsRefused, docs/runbooks.md).",
+        ),
     ),
 )
 

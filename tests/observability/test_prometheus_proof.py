@@ -63,6 +63,7 @@ EMPTY_HERE: dict[str, str] = {
     "after its cron instant)",
     "MarketqLedgerLagging": "needs the ledger writer 10 s behind the run events for minutes",
     "MarketqRunsLost": "needs a run lost with the broker's data (a Redis flush)",
+    "MarketqLedgerEventsRefused": "needs an event the database refuses for its data",
 }
 # Alerts that must fire here for exactly these label values and no others: the other
 # queues have consumers, small targets are not crossed, health checks do not fail.

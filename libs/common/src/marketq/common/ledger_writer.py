@@ -13,7 +13,11 @@ process one consumer of the ``ledger`` consumer group:
 - after any failure (Redis restarting between the read and the acknowledgement, a
   commit that failed) and at start, first re-read its own pending events (``XREADGROUP``
   from id 0) and write them again, instead of leaving them to a claim
-  ``ledger_claim_idle_seconds`` later.
+  ``ledger_claim_idle_seconds`` later;
+- when the database refuses a batch for its data (``DataError``, ``IntegrityError``: a
+  value too long for its column, say), write its events one at a time and drop, logged
+  and counted, only those refused. Retried as it was, the batch would fail for ever and
+  the ledger would stop for every run.
 
 ``marketq_ledger_lag_seconds`` observes, per event, the time from its append (the stream
 id's clock) to the commit that made it visible in SQL.
@@ -29,6 +33,7 @@ from typing import Any
 
 import redis
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketq.common.db.fork_guard import sqlite_work
@@ -52,6 +57,12 @@ EVENTS_WRITTEN = Counter(
 WRITE_ERRORS = Counter(
     "marketq_ledger_write_errors", "Batches the ledger writer failed to commit (retried)."
 )
+EVENTS_REFUSED = Counter(
+    "marketq_ledger_events_refused",
+    "Run events the database refused for their data, dropped so the ledger goes on.",
+)
+# The database's answer to the data itself: writing it again cannot succeed.
+REFUSED_DATA = (DataError, IntegrityError)
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -154,15 +165,36 @@ class LedgerWriter:
             event = parse_event(fields)
             if event is not None:
                 events.append(event)
-        # No fork of this process mid-transaction (marketq.common.db.fork_guard).
-        with sqlite_work(), self._sessions.begin() as session:
-            upsert_rows(session, fold(events))
+        try:
+            self._commit(events)
+        except REFUSED_DATA:
+            self._commit_each(events)
         committed = time.time()
         ids = [entry_id for entry_id, _ in entries]
         self._client.xack(self._key, GROUP, *ids)
         for entry_id in ids:
             LEDGER_LAG.observe(max(0.0, committed - _entry_seconds(entry_id)))
         EVENTS_WRITTEN.inc(len(ids))
+
+    def _commit(self, events: Sequence[RunEvent]) -> None:
+        # No fork of this process mid-transaction (marketq.common.db.fork_guard).
+        with sqlite_work(), self._sessions.begin() as session:
+            upsert_rows(session, fold(events))
+
+    def _commit_each(self, events: Sequence[RunEvent]) -> None:
+        """One transaction per event, dropping those the database refuses (the upsert's
+        rules make the order and grouping of events irrelevant)."""
+        for event in events:
+            try:
+                self._commit([event])
+            except REFUSED_DATA as exc:
+                EVENTS_REFUSED.inc()
+                log.error(
+                    "ledger writer: dropped the %s event of run %s, refused by the database: %s",
+                    event.state,
+                    event.run_id[:200],
+                    str(exc.orig or exc).split("\n", 1)[0],
+                )
 
     def _trim(self) -> None:
         """Drop what the group has acknowledged: everything below its oldest pending event

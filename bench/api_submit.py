@@ -351,15 +351,9 @@ class Bench:
         log(f"redis-server {port} (pid {self.redis_service.pid})")
 
     def start_servers(self) -> None:
-        uvicorn_flags = [
-            "--host",
-            "127.0.0.1",
-            "--no-access-log",
-            "--loop",
-            "asyncio",
-            "--http",
-            "marketq.api.http_protocol:NoDelayHttpToolsProtocol",
-        ]
+        from marketq.api.http_protocol import SERVING_FLAGS  # served exactly like marketq-api
+
+        uvicorn_flags = ["--host", "127.0.0.1", "--no-access-log", *SERVING_FLAGS]
         specs: dict[str, list[str]] = {
             "marketq": [str(VENV_BIN / "marketq-api"), "--host", "127.0.0.1", "--port", "{port}"],
             "flower": [
@@ -824,7 +818,7 @@ LAYERS: list[tuple[str, Callable[[str, str], bool]]] = [
     ("uvicorn + httptools: HTTP, ASGI glue", lambda func, path: path.startswith("uvicorn/")),
     (
         "event loop: asyncio (selectors, callbacks)",
-        lambda func, path: path.startswith(("asyncio/", "selectors", "uvloop")),
+        lambda func, path: path.startswith(("asyncio/", "selectors")),
     ),
 ]
 

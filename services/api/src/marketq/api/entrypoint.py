@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from marketq.api.http_protocol import PROTOCOL_PATH
+from marketq.api.http_protocol import SERVING_FLAGS
 from marketq.common.settings import get_settings
 
 
@@ -33,13 +33,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workers",
         str(args.workers),
         "--no-access-log",
-        # asyncio's own loop, not uvloop: at 256 concurrent clients uvloop left 1-2% of
-        # requests waiting seconds while the rest took 100 ms; asyncio's loop served them
-        # in turn at the same throughput (docs/design.md#api-event-loop).
-        "--loop",
-        "asyncio",
-        "--http",
-        PROTOCOL_PATH,  # httptools, with TCP_NODELAY whatever the worker count
+        *SERVING_FLAGS,  # asyncio's loop, httptools with TCP_NODELAY (design.md#api-event-loop)
         "--timeout-graceful-shutdown",
         "20",
     ]
